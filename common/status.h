@@ -70,10 +70,13 @@ template <class T>
 class Result {
  public:
   Result(T value) : value_(std::move(value)) {}           // NOLINT: implicit by design
-  Result(Status status) : status_(std::move(status)) {}   // NOLINT: implicit by design
+  Result(Status status) : status_(std::move(status)) {  // NOLINT: implicit by design
+    if (status_.ok()) status_ = Status::Internal("Result made from an OK status");
+  }
 
   bool ok() const { return value_.has_value(); }
-  const Status& status() const { return status_; }
+  // OK when a value is held.
+  Status status() const { return value_.has_value() ? Status::Ok() : status_; }
   T& value() & { return *value_; }
   const T& value() const& { return *value_; }
   T&& value() && { return std::move(*value_); }
@@ -84,7 +87,7 @@ class Result {
 
  private:
   std::optional<T> value_;
-  Status status_ = Status::Internal("empty result");
+  Status status_;
 };
 
 }  // namespace edgeinfer

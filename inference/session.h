@@ -21,6 +21,9 @@ namespace edgeinfer {
 
 class Profiler;
 
+// The CPU kernel family OpenBLAS chose at run time (e.g. "Haswell", "Zen", "SkylakeX").
+const char* BlasCoreName();
+
 struct SessionOptions {
   int max_batch = 1;
   // OpenBLAS threads for this process (a process-wide setting in OpenBLAS). 0 leaves it alone;
@@ -45,6 +48,8 @@ class Session {
   Status Replan(int max_batch);
 
   int max_batch() const { return max_batch_; }
+  // False for a graph with no batch dim: it runs one sample per Run and max_batch is 1.
+  bool batch_dynamic() const;
   size_t arena_bytes() const { return arena_bytes_; }
   // Sum of every arena buffer's size at max batch: what a plan without sharing would need.
   size_t naive_arena_bytes() const { return naive_arena_bytes_; }

@@ -1,0 +1,135 @@
+// edgeinfer inspect MODEL.eim [--json] [--batch 1,16]
+#include <cmath>
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
+#include "inference/model.h"
+#include "inference/session.h"
+#include "inference/tool/args.h"
+#include "inference/tool/commands.h"
+
+namespace edgeinfer::tool {
+
+namespace {
+constexpr char kHelp[] =
+    "usage: edgeinfer inspect MODEL.eim [--json] [--batch 1,16]\n"
+    "\n"
+    "Shows the model's metadata, inputs and outputs, every node with its attributes, the weight\n"
+    "bytes, and the arena plan (planned bytes against the sum of all intermediate tensors) for\n"
+    "each maximum batch in --batch.\n";
+
+nlohmann::json FloatJson(float f) {
+  if (std::isfinite(f)) return f;
+  return std::isnan(f) ? "nan" : (f > 0 ? "inf" : "-inf");
+}
+
+nlohmann::json AttrJson(const AttrValue& v) {
+  if (auto* f = std::get_if<float>(&v)) return FloatJson(*f);
+  if (auto* fs = std::get_if<std::vector<float>>(&v)) {
+    nlohmann::json a = nlohmann::json::array();
+    for (float f : *fs) a.push_back(FloatJson(f));
+    return a;
+  }
+  return std::visit([](const auto& x) { return nlohmann::json(x); }, v);
+}
+
+nlohmann::json TensorJson(const Graph& g, int t) {
+  const TensorDesc& d = g.tensors[t];
+  return {{"name", d.name}, {"dtype", DTypeName(d.dtype)}, {"dims", d.dims},
+          {"shape", DimsToString(d.dims)}};
+}
+
+nlohmann::json Describe(const Model& m, const std::vector<int>& batches) {
+  const Graph& g = m.graph();
+  nlohmann::json j;
+  j["model"] = {{"name", g.info.name},       {"version", g.info.version},
+                {"producer", g.info.producer}, {"source_hash", g.info.source_hash},
+                {"labels", g.info.labels},   {"path", m.path()}};
+  if (!g.info.norm_mean.empty())
+    j["model"]["preprocessing"] = {{"mean", g.info.norm_mean}, {"std", g.info.norm_std},
+                                   {"axis", g.info.norm_axis}};
+  for (int i : g.inputs) j["inputs"].push_back(TensorJson(g, i));
+  for (int o : g.outputs) j["outputs"].push_back(TensorJson(g, o));
+  j["nodes"] = nlohmann::json::array();
+  size_t constants = 0;
+  for (const TensorDesc& t : g.tensors) constants += t.is_constant();
+  for (const Node& n : g.nodes) {
+    nlohmann::json node = {{"name", n.name}, {"op", n.op}};
+    for (int t : n.inputs) node["inputs"].push_back(t >= 0 ? g.tensors[t].name : "");
+    for (int t : n.outputs) node["outputs"].push_back(g.tensors[t].name);
+    node["output_shape"] = DimsToString(g.tensors[n.outputs[0]].dims);
+    node["attrs"] = nlohmann::json::object();
+    for (const auto& [k, v] : n.attrs.values()) node["attrs"][k] = AttrJson(v);
+    j["nodes"].push_back(node);
+  }
+  j["tensors"] = g.tensors.size();
+  j["constant_tensors"] = constants;
+  j["weight_bytes"] = m.weight_bytes();
+  j["file_bytes"] = m.file_bytes();
+  j["arena"] = nlohmann::json::array();
+  for (int b : batches) {
+    SessionOptions so;
+    so.max_batch = b;
+    so.blas_threads = 0;
+    auto s = Session::Create(std::shared_ptr<const Model>(&m, [](const Model*) {}), so);
+    if (!s.ok()) continue;
+    j["arena"].push_back({{"max_batch", (*s)->max_batch()},
+                          {"arena_bytes", (*s)->arena_bytes()},
+                          {"intermediate_bytes", (*s)->naive_arena_bytes()}});
+  }
+  return j;
+}
+
+void PrintText(const nlohmann::json& j) {
+  const auto& m = j["model"];
+  std::printf("model     %s %s\n", m["name"].get<std::string>().c_str(),
+              m["version"].get<std::string>().c_str());
+  std::printf("producer  %s\n", m["producer"].get<std::string>().c_str());
+  std::printf("source    %s\n", m["source_hash"].get<std::string>().c_str());
+  if (!m["labels"].empty()) std::printf("labels    %s\n", m["labels"].dump().c_str());
+  if (m.contains("preprocessing"))
+    std::printf("normalize %s\n", m["preprocessing"].dump().c_str());
+  for (const auto& t : j["inputs"])
+    std::printf("input     %s %s %s\n", t["name"].get<std::string>().c_str(),
+                t["dtype"].get<std::string>().c_str(), t["shape"].get<std::string>().c_str());
+  for (const auto& t : j["outputs"])
+    std::printf("output    %s %s %s\n", t["name"].get<std::string>().c_str(),
+                t["dtype"].get<std::string>().c_str(), t["shape"].get<std::string>().c_str());
+  std::printf("\n%-4s %-28s %-18s %-18s %s\n", "#", "node", "op", "output", "attributes");
+  int i = 0;
+  for (const auto& n : j["nodes"])
+    std::printf("%-4d %-28s %-18s %-18s %s\n", i++, n["name"].get<std::string>().c_str(),
+                n["op"].get<std::string>().c_str(), n["output_shape"].get<std::string>().c_str(),
+                n["attrs"].dump().c_str());
+  std::printf("\ntensors   %zu (%zu constant)\n", j["tensors"].get<size_t>(),
+              j["constant_tensors"].get<size_t>());
+  std::printf("weights   %zu bytes\n", j["weight_bytes"].get<size_t>());
+  std::printf("file      %zu bytes\n", j["file_bytes"].get<size_t>());
+  for (const auto& a : j["arena"])
+    std::printf("arena     max batch %d: %zu bytes planned, %zu bytes of intermediates\n",
+                a["max_batch"].get<int>(), a["arena_bytes"].get<size_t>(),
+                a["intermediate_bytes"].get<size_t>());
+}
+}  // namespace
+
+int Inspect(int argc, char** argv) {
+  auto args = Args::Parse(argc, argv, {"--batch"}, {"--help", "--json"});
+  if (!args.ok()) return Fail(args.status().message() + "\n" + kHelp, 2);
+  if (args->Has("--help")) return std::fputs(kHelp, stdout), 0;
+  if (args->positionals().size() != 1) return Fail("inspect takes one .eim file", 2);
+  auto batches = args->GetIntList("--batch", {1, 16}, 1, 4096);
+  if (!batches.ok()) return Fail(batches.status().message(), 2);
+  const std::string& path = args->positionals()[0];
+  auto model = Model::Load(path);
+  if (!model.ok()) return Fail(path + ": " + model.status().ToString());
+  nlohmann::json j = Describe(**model, *batches);
+  if (args->Has("--json")) {
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    PrintText(j);
+  }
+  return 0;
+}
+
+}  // namespace edgeinfer::tool
