@@ -1,0 +1,34 @@
+// Folding and fusion passes on the internal graph (docs/ops.md, "What the importer removes or
+// folds"). They know nothing of ONNX, so any producer of a Graph can run them.
+//
+// Every pass keeps the graph's meaning and its topological order. A rewrite that removes an
+// intermediate tensor only happens when that tensor has exactly one consumer and is not a graph
+// output. Each returns an error only for an internal failure (a kernel or infer refusing a node
+// the pass built), never because a pattern did not apply.
+#pragma once
+
+#include "common/status.h"
+#include "inference/graph.h"
+
+namespace edgeinfer {
+
+// Evaluates every node whose inputs are all constant (through its kernel) and drops it.
+Status FoldConstantNodes(Graph* g);
+// MatMul(A, constant 2-D B) with rank(A) >= 2 -> Gemm(A, B^T) with transB = 1.
+Status MatMulToGemm(Graph* g);
+// Gemm with a constant B and transB = 0 -> B stored transposed ([N,K]) with transB = 1.
+Status CanonicalizeGemmWeights(Graph* g);
+// BatchNormalization after a Conv, or after a rank-2 Gemm with constant [N,K] weights,
+// folded into the weights and bias.
+Status FoldBatchNorm(Graph* g);
+// Add (or Sub) of a constant per-output-channel vector after a Conv or a Gemm with constant
+// weights, folded into its bias.
+Status FoldBiasAdd(Graph* g);
+// Relu/LeakyRelu/Sigmoid/Tanh/Clip after Conv/Gemm/MatMul/Add/Sub/Mul/Div/BatchNormalization
+// moved into the producer's `activation` attributes, if it has none yet.
+Status FuseActivations(Graph* g);
+
+// All of the above in order, then dead code removal and compaction.
+Status OptimizeGraph(Graph* g);
+
+}  // namespace edgeinfer

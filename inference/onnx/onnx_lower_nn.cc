@@ -1,0 +1,195 @@
+// Lowering of Conv, Gemm, MatMul, pooling and BatchNormalization. Window attributes are made
+// explicit (kernel_shape, strides, dilations, pads) and auto_pad is resolved into pads.
+#include <algorithm>
+
+#include "inference/onnx/onnx_attrs.h"
+#include "inference/onnx/onnx_lower.h"
+
+namespace edgeinfer {
+
+namespace {
+
+using onnx::NodeProto;
+
+struct Window {
+  std::vector<int64_t> kernel, strides, dilations, pads;
+  bool auto_padded = false;
+};
+
+Status CheckCount(const char* attr, const std::vector<int64_t>& v, size_t want) {
+  if (v.size() == want) return Status::Ok();
+  std::string msg = attr;  // (built stepwise: GCC 12 warns falsely on "'" + std::string)
+  msg += " has " + std::to_string(v.size()) + " values, expected " + std::to_string(want);
+  return Status::InvalidArgument(msg);
+}
+
+// SAME_UPPER / SAME_LOWER: the output is ceil(in / stride) and the total padding that needs is
+// split evenly, the odd one at the end (UPPER) or the beginning (LOWER).
+Status ResolveSamePads(const Dims& x, bool upper, Window* w) {
+  size_t s = w->kernel.size();
+  for (size_t i = 0; i < s; ++i) {
+    int64_t in = x[2 + i];
+    if (in < 0)
+      return Status::Unsupported("auto_pad SAME needs literal spatial dims, input is " +
+                                 DimsToString(x));
+    int64_t out = (in + w->strides[i] - 1) / w->strides[i];
+    int64_t total = (out - 1) * w->strides[i] + (w->kernel[i] - 1) * w->dilations[i] + 1 - in;
+    total = std::max<int64_t>(total, 0);
+    int64_t small = total / 2;
+    w->pads[i] = upper ? small : total - small;
+    w->pads[i + s] = total - w->pads[i];
+  }
+  return Status::Ok();
+}
+
+Status ResolveAutoPad(const NodeProto& n, const Dims& x, Window* w) {
+  std::string mode = OnnxAttrString(n, "auto_pad", "NOTSET");
+  if (mode == "NOTSET") return Status::Ok();
+  if (mode != "VALID" && mode != "SAME_UPPER" && mode != "SAME_LOWER")
+    return Status::Unsupported("auto_pad '" + mode +
+                               "' is not supported (NOTSET, SAME_UPPER, SAME_LOWER, VALID)");
+  if (std::any_of(w->pads.begin(), w->pads.end(), [](int64_t p) { return p != 0; }))
+    return Status::InvalidArgument("auto_pad '" + mode + "' together with explicit pads");
+  if (x.size() != w->kernel.size() + 2)
+    return Status::InvalidArgument("input " + DimsToString(x) + " does not match a " +
+                                   std::to_string(w->kernel.size()) + "-D window");
+  w->auto_padded = true;
+  if (mode == "VALID") return Status::Ok();
+  return ResolveSamePads(x, mode == "SAME_UPPER", w);
+}
+
+Result<Window> ReadWindow(const NodeProto& n, const Dims& x, std::vector<int64_t> kernel) {
+  size_t s = kernel.size();
+  if (s != 1 && s != 2)
+    return Status::Unsupported(std::to_string(s) + "-D windows are not supported (1-D and 2-D)");
+  Window w;
+  w.kernel = std::move(kernel);
+  w.strides = OnnxAttrInts(n, "strides", std::vector<int64_t>(s, 1));
+  w.dilations = OnnxAttrInts(n, "dilations", std::vector<int64_t>(s, 1));
+  w.pads = OnnxAttrInts(n, "pads", std::vector<int64_t>(2 * s, 0));
+  EI_RETURN_IF_ERROR(CheckCount("strides", w.strides, s));
+  EI_RETURN_IF_ERROR(CheckCount("dilations", w.dilations, s));
+  EI_RETURN_IF_ERROR(CheckCount("pads", w.pads, 2 * s));
+  for (size_t i = 0; i < s; ++i)
+    if (w.strides[i] < 1 || w.dilations[i] < 1)
+      return Status::InvalidArgument("strides and dilations must be >= 1");
+  EI_RETURN_IF_ERROR(ResolveAutoPad(n, x, &w));
+  return w;
+}
+
+void SetWindow(const Window& w, bool with_dilations, Attrs* a) {
+  a->Set("kernel_shape", w.kernel);
+  a->Set("strides", w.strides);
+  a->Set("pads", w.pads);
+  if (with_dilations) a->Set("dilations", w.dilations);
+}
+
+// Optional input i as a tensor index, -1 when absent.
+Result<int> Optional(const NodeProto& n, LowerContext& cx, int i) {
+  if (!cx.HasInput(n, i)) return -1;
+  return cx.Tensor(n, i);
+}
+
+Status LowerConv(const NodeProto& n, LowerContext& cx) {
+  EI_ASSIGN_OR_RETURN(int x, cx.Tensor(n, 0));
+  EI_ASSIGN_OR_RETURN(int w, cx.Tensor(n, 1));
+  EI_ASSIGN_OR_RETURN(int b, Optional(n, cx, 2));
+  const Dims& wd = cx.desc(w).dims;
+  if (wd.size() < 3)
+    return Status::InvalidArgument("weights " + DimsToString(wd) + " have rank below 3");
+  auto kernel = OnnxAttrInts(n, "kernel_shape", std::vector<int64_t>(wd.begin() + 2, wd.end()));
+  EI_ASSIGN_OR_RETURN(Window win, ReadWindow(n, cx.desc(x).dims, kernel));
+  Attrs a;
+  SetWindow(win, /*with_dilations=*/true, &a);
+  a.Set("group", OnnxAttrInt(n, "group", 1));
+  std::vector<int> inputs = {x, w};
+  if (b >= 0) inputs.push_back(b);
+  return cx.Emit(n, "Conv", inputs, a).status();
+}
+
+Status LowerMaxPool(const NodeProto& n, LowerContext& cx) {
+  if (OnnxAttrInt(n, "storage_order", 0) != 0)
+    return Status::Unsupported("storage_order=1 (column-major indices) is not supported");
+  EI_RETURN_IF_ERROR(cx.RefuseUsedOutputs(n, 1, "Indices"));
+  EI_ASSIGN_OR_RETURN(int x, cx.Tensor(n, 0));
+  if (!FindOnnxAttr(n, "kernel_shape")) return Status::InvalidArgument("kernel_shape is missing");
+  EI_ASSIGN_OR_RETURN(Window win, ReadWindow(n, cx.desc(x).dims, OnnxAttrInts(n, "kernel_shape", {})));
+  Attrs a;
+  SetWindow(win, /*with_dilations=*/true, &a);
+  // With auto_pad the output size is fixed by the padding mode, as floor division gives it.
+  a.Set("ceil_mode", win.auto_padded ? int64_t{0} : OnnxAttrInt(n, "ceil_mode", 0));
+  return cx.Emit(n, "MaxPool", {x}, a).status();
+}
+
+Status LowerAveragePool(const NodeProto& n, LowerContext& cx) {
+  EI_ASSIGN_OR_RETURN(int x, cx.Tensor(n, 0));
+  if (!FindOnnxAttr(n, "kernel_shape")) return Status::InvalidArgument("kernel_shape is missing");
+  EI_ASSIGN_OR_RETURN(Window win, ReadWindow(n, cx.desc(x).dims, OnnxAttrInts(n, "kernel_shape", {})));
+  if (std::any_of(win.dilations.begin(), win.dilations.end(), [](int64_t d) { return d != 1; }))
+    return Status::Unsupported("dilated AveragePool is not supported");
+  Attrs a;
+  SetWindow(win, /*with_dilations=*/false, &a);
+  a.Set("ceil_mode", win.auto_padded ? int64_t{0} : OnnxAttrInt(n, "ceil_mode", 0));
+  a.Set("count_include_pad", OnnxAttrInt(n, "count_include_pad", 0));
+  return cx.Emit(n, "AveragePool", {x}, a).status();
+}
+
+Status LowerGemm(const NodeProto& n, LowerContext& cx) {
+  EI_ASSIGN_OR_RETURN(int a, cx.Tensor(n, 0));
+  EI_ASSIGN_OR_RETURN(int b, cx.Tensor(n, 1));
+  EI_ASSIGN_OR_RETURN(int c, Optional(n, cx, 2));
+  Attrs at;
+  at.Set("transA", OnnxAttrInt(n, "transA", 0));
+  at.Set("transB", OnnxAttrInt(n, "transB", 0));
+  at.Set("alpha", OnnxAttrFloat(n, "alpha", 1.f));
+  at.Set("beta", OnnxAttrFloat(n, "beta", 1.f));
+  std::vector<int> inputs = {a, b};
+  if (c >= 0) inputs.push_back(c);
+  return cx.Emit(n, "Gemm", inputs, at).status();
+}
+
+Status LowerMatMul(const NodeProto& n, LowerContext& cx) {
+  EI_ASSIGN_OR_RETURN(int a, cx.Tensor(n, 0));
+  EI_ASSIGN_OR_RETURN(int b, cx.Tensor(n, 1));
+  return cx.Emit(n, "MatMul", {a, b}, {}).status();
+}
+
+Status LowerBatchNorm(const NodeProto& n, LowerContext& cx) {
+  if (OnnxAttrInt(n, "training_mode", 0) != 0)
+    return Status::Unsupported("training_mode=1 is not supported (inference only)");
+  EI_RETURN_IF_ERROR(cx.RefuseUsedOutputs(n, 1, "training statistics"));
+  std::vector<int> inputs;
+  for (int i = 0; i < 5; ++i) {
+    EI_ASSIGN_OR_RETURN(int t, cx.Tensor(n, i));
+    inputs.push_back(t);
+  }
+  Attrs a;
+  a.Set("epsilon", OnnxAttrFloat(n, "epsilon", 1e-5f));
+  return cx.Emit(n, "BatchNormalization", inputs, a).status();
+}
+
+template <const char* kOp>
+Status LowerGlobalPool(const NodeProto& n, LowerContext& cx) {
+  EI_ASSIGN_OR_RETURN(int x, cx.Tensor(n, 0));
+  return cx.Emit(n, kOp, {x}, {}).status();
+}
+
+constexpr char kGlobalAveragePool[] = "GlobalAveragePool";
+constexpr char kGlobalMaxPool[] = "GlobalMaxPool";
+
+constexpr OnnxLowering kLowerings[] = {
+    {"Conv", LowerConv},
+    {"Gemm", LowerGemm},
+    {"MatMul", LowerMatMul},
+    {"MaxPool", LowerMaxPool},
+    {"AveragePool", LowerAveragePool},
+    {"GlobalAveragePool", LowerGlobalPool<kGlobalAveragePool>},
+    {"GlobalMaxPool", LowerGlobalPool<kGlobalMaxPool>},
+    {"BatchNormalization", LowerBatchNorm},
+};
+
+}  // namespace
+
+std::span<const OnnxLowering> NnLowerings() { return kLowerings; }
+
+}  // namespace edgeinfer

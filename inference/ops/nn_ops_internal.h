@@ -1,0 +1,84 @@
+// Internal to the nn op group (Conv, Gemm, MatMul, pooling, BatchNormalization): the per-op
+// infer/create functions that nn_ops.cc lists in the op table, and the validation helpers they
+// share (defined in nn_ops.cc). Every error message starts with NodeContext(node).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "inference/graph.h"
+#include "inference/kernels/window.h"
+#include "inference/op.h"
+#include "inference/ops/activation.h"
+
+namespace edgeinfer::nn {
+
+// --- Per-op entry points (conv.cc, gemm.cc, pool.cc, batchnorm.cc) ---
+
+Status InferConv(const Node& node, const Graph& graph, std::vector<TensorDesc>* outs);
+Result<std::unique_ptr<Kernel>> CreateConv(const Node& node, const Graph& graph);
+
+Status InferGemm(const Node& node, const Graph& graph, std::vector<TensorDesc>* outs);
+Result<std::unique_ptr<Kernel>> CreateGemm(const Node& node, const Graph& graph);
+Status InferMatMul(const Node& node, const Graph& graph, std::vector<TensorDesc>* outs);
+Result<std::unique_ptr<Kernel>> CreateMatMul(const Node& node, const Graph& graph);
+
+Status InferMaxPool(const Node& node, const Graph& graph, std::vector<TensorDesc>* outs);
+Result<std::unique_ptr<Kernel>> CreateMaxPool(const Node& node, const Graph& graph);
+Status InferAveragePool(const Node& node, const Graph& graph, std::vector<TensorDesc>* outs);
+Result<std::unique_ptr<Kernel>> CreateAveragePool(const Node& node, const Graph& graph);
+Status InferGlobalPool(const Node& node, const Graph& graph, std::vector<TensorDesc>* outs);
+Result<std::unique_ptr<Kernel>> CreateGlobalAveragePool(const Node& node, const Graph& graph);
+Result<std::unique_ptr<Kernel>> CreateGlobalMaxPool(const Node& node, const Graph& graph);
+
+Status InferBatchNorm(const Node& node, const Graph& graph, std::vector<TensorDesc>* outs);
+Result<std::unique_ptr<Kernel>> CreateBatchNorm(const Node& node, const Graph& graph);
+
+// --- Shared validation ---
+
+// Largest value accepted for window attributes (kernel, stride, dilation, pad, group): keeps all
+// window arithmetic far from int64 overflow whatever a file says.
+constexpr int64_t kMaxWindowAttr = (int64_t{1} << 31) - 1;
+
+// InvalidArgument / Unsupported with the node prefix: "node 'c1' (Conv): <what>".
+Status NodeError(const Node& node, const std::string& what);
+Status NodeUnsupported(const Node& node, const std::string& what);
+
+// Checks min_inputs <= #inputs <= max_inputs, exactly one output, that the first min_inputs
+// inputs are present and that every present input is float32.
+Status CheckInputs(const Node& node, const Graph& graph, size_t min_inputs, size_t max_inputs);
+
+// Typed attribute readers: an absent attribute gives `def`; one of another type is an error.
+Status IntAttr(const Node& node, const char* name, int64_t def, int64_t* out);
+Status FloatAttr(const Node& node, const char* name, float def, float* out);
+Status FlagAttr(const Node& node, const char* name, bool* out);  // int 0 or 1, default 0
+// *out = nullptr when absent.
+Status IntsAttr(const Node& node, const char* name, const std::vector<int64_t>** out);
+
+// Validates the fused activation attributes and parses them.
+Status ParseActivation(const Node& node, Activation* out);
+// For ops that take no fused activation: rejects a non-empty `activation`.
+Status CheckNoActivation(const Node& node);
+
+// X of Conv and the windowed pools: rank 3 (N, C, W) or 4 (N, C, H, W); N may be symbolic, C and
+// the spatial dims must be literal and positive. Sets *spatial to 1 or 2.
+Status CheckSpatialInput(const Node& node, const TensorDesc& x, int* spatial);
+
+// Reads kernel_shape, strides, dilations and pads for `spatial` dims into axes[0..spatial).
+// `weight_kernel` (Conv) gives the kernel dims; kernel_shape is then optional and must match.
+// Without it (pools) kernel_shape is required. `allow_dilations` false rejects dilations != 1.
+Status ParseWindow(const Node& node, int spatial, const int64_t* weight_kernel,
+                   bool allow_dilations, WindowAxis* axes);
+
+// ONNX output length of one axis (ceil_mode with the rule that the last window must start inside
+// the input or its left padding). Error when the window does not fit the padded input.
+Status OutputLength(const Node& node, int64_t in, const WindowAxis& axis, bool ceil_mode,
+                    int64_t* out);
+
+// The geometry of one plane of a windowed op from concrete shapes (rank 3 or 4, as validated).
+PlaneGeom MakePlaneGeom(const Shape& x, const Shape& y, const WindowAxis& h, const WindowAxis& w);
+
+}  // namespace edgeinfer::nn
