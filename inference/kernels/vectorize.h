@@ -4,7 +4,9 @@
 // Apply it to functions that process a whole plane or row, so the dispatch cost is amortized.
 #pragma once
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+// A build may predefine it (e.g. empty, to test the baseline code under sanitizers).
+#if defined(EI_KERNEL_CLONES)
+#elif defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define EI_KERNEL_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define EI_KERNEL_CLONES

@@ -36,4 +36,18 @@ inline void ValidOutputs(int64_t offset, int64_t stride, int64_t in, int64_t out
   *hi = h;
 }
 
+// Materialized padding. The window kernels (depthwise conv, pooling) require every window to lie
+// inside their input, which keeps their inner loops free of bounds checks and edge cases; a
+// plane whose windows reach into padding (or, with ceil_mode, past it) is first copied into a
+// scratch plane surrounded by a fill value (0 for sums, the lowest float for max).
+
+// True when some window of g reads outside the input.
+bool NeedsPadding(const PlaneGeom& g);
+// The geometry of the same windows over the padded plane (no pads, every window inside).
+PlaneGeom PaddedGeom(const PlaneGeom& g);
+// Floats of the padded plane.
+int64_t PaddedFloats(const PlaneGeom& g);
+// Writes the padded plane of `in` (PaddedFloats(g) floats) to `out`.
+void PadPlane(const float* in, const PlaneGeom& g, float fill, float* out);
+
 }  // namespace edgeinfer

@@ -98,8 +98,8 @@ Status FuseActivations(Graph* g) {
     int p = FusableProducer(*g, producers, counts, act.inputs[0]);
     if (p < 0) continue;
     Node& host = g->nodes[p];
-    if (!OneOf(host.op, {"Conv", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div",
-                         "BatchNormalization"}) ||
+    if (!OneOf(host.op,
+               {"Conv", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "BatchNormalization"}) ||
         !host.attrs.GetString("activation").empty())
       continue;
     SetActivation(act, &host.attrs);

@@ -15,8 +15,7 @@ namespace edgeinfer {
 const onnx::AttributeProto* FindOnnxAttr(const onnx::NodeProto& n, std::string_view name);
 int64_t OnnxAttrInt(const onnx::NodeProto& n, std::string_view name, int64_t def);
 float OnnxAttrFloat(const onnx::NodeProto& n, std::string_view name, float def);
-std::string OnnxAttrString(const onnx::NodeProto& n, std::string_view name,
-                           const std::string& def);
+std::string OnnxAttrString(const onnx::NodeProto& n, std::string_view name, const std::string& def);
 std::vector<int64_t> OnnxAttrInts(const onnx::NodeProto& n, std::string_view name,
                                   const std::vector<int64_t>& def);
 std::vector<float> OnnxAttrFloats(const onnx::NodeProto& n, std::string_view name,

@@ -24,6 +24,8 @@ namespace {
 
 constexpr int kMinOpset = 11;
 constexpr int kMaxOpset = 17;
+// Keeps all later dim arithmetic far from int64 overflow (the graph validator allows < 2^31).
+constexpr int64_t kMaxInputDim = int64_t{1} << 31;
 
 Result<onnx::ModelProto> Parse(const std::string& bytes) {
   onnx::ModelProto m;
@@ -68,7 +70,10 @@ Result<Dims> InputDims(const onnx::ValueInfoProto& v) {
   Dims dims;
   for (int i = 0; i < tt.shape().dim_size(); ++i) {
     const auto& d = tt.shape().dim(i);
-    if (d.has_dim_value() && d.dim_value() >= 0) {
+    if (d.has_dim_value() && (d.dim_value() < 0 || d.dim_value() > kMaxInputDim)) {
+      return Status::InvalidArgument(what + ": dim " + std::to_string(i) + " is " +
+                                     std::to_string(d.dim_value()));
+    } else if (d.has_dim_value()) {
       dims.push_back(d.dim_value());
     } else if (i == 0) {
       dims.push_back(kBatchDim);
@@ -107,8 +112,8 @@ std::set<std::string> UsedValues(const onnx::GraphProto& gp) {
 }
 
 std::string NodeLabel(const onnx::NodeProto& n) {
-  std::string op = n.domain().empty() || n.domain() == "ai.onnx" ? n.op_type()
-                                                                  : n.domain() + "." + n.op_type();
+  std::string op =
+      n.domain().empty() || n.domain() == "ai.onnx" ? n.op_type() : n.domain() + "." + n.op_type();
   return "node '" + n.name() + "' (" + op + ")";
 }
 
@@ -116,9 +121,11 @@ Status LowerNode(const onnx::NodeProto& n, LowerContext& cx) {
   const OnnxLowering* lowering = nullptr;
   if (n.domain().empty() || n.domain() == "ai.onnx") lowering = FindLowering(n.op_type());
   if (!lowering) return Status::Unsupported(NodeLabel(n) + ": unsupported op");
-  Status s = lowering->lower(n, cx);
-  // Errors from an internal op's infer already start with this node's name.
-  if (s.ok() || s.message().rfind("node '" + n.name() + "'", 0) == 0) return s;
+  Status s = n.output_size() > 0 && !n.output(0).empty()
+                 ? lowering->lower(n, cx)
+                 : Status::InvalidArgument("the node has no output");
+  // An internal op's infer error may already name this node and op; don't say it twice.
+  if (s.ok() || s.message().rfind(NodeLabel(n), 0) == 0) return s;
   return s.WithContext(NodeLabel(n));
 }
 

@@ -16,8 +16,9 @@ struct OnnxImportOptions {
 };
 
 // Reads, checks and lowers an ONNX file (opsets 11 to 17 of the default domain, float32 inputs
-// and outputs, a dynamic dim 0 becomes the batch). An unsupported op or attribute fails naming the node
-// and the op. The returned graph owns its constants and has been validated by every op's infer.
+// and outputs, a dynamic dim 0 becomes the batch). An unsupported op or attribute fails naming the
+// node and the op. The returned graph owns its constants and has been validated by every op's
+// infer.
 Result<Graph> ImportOnnxFile(const std::string& path, const OnnxImportOptions& options = {});
 // The same for a serialized ModelProto in memory.
 Result<Graph> ImportOnnxBytes(const std::string& bytes, const OnnxImportOptions& options = {});

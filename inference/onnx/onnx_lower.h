@@ -86,9 +86,9 @@ struct OnnxLowering {
 const OnnxLowering* FindLowering(std::string_view op_type);
 
 // The table's parts, one per file.
-std::span<const OnnxLowering> NnLowerings();     // Conv, Gemm, MatMul, pooling, batch norm
-std::span<const OnnxLowering> MathLowerings();   // element-wise, activations, softmax
-std::span<const OnnxLowering> LayoutLowerings(); // Reshape, Flatten, (Un)Squeeze, Transpose, ...
-std::span<const OnnxLowering> ValueLowerings();  // Constant, Identity, Dropout, Shape, Gather, ...
+std::span<const OnnxLowering> NnLowerings();      // Conv, Gemm, MatMul, pooling, batch norm
+std::span<const OnnxLowering> MathLowerings();    // element-wise, activations, softmax
+std::span<const OnnxLowering> LayoutLowerings();  // Reshape, Flatten, (Un)Squeeze, Transpose, ...
+std::span<const OnnxLowering> ValueLowerings();   // Constant, Identity, Dropout, Shape, Gather, ...
 
 }  // namespace edgeinfer

@@ -42,12 +42,10 @@ Status Relayout(const NodeProto& n, LowerContext& cx, DimsFn dims_fn) {
 Status LowerReshape(const NodeProto& n, LowerContext& cx) {
   EI_ASSIGN_OR_RETURN(KnownInts shape, cx.Ints(n, 1));
   if (shape.shape.size() != 1)
-    return Status::InvalidArgument("the shape input must be 1-D, got " +
-                                   DimsToString(shape.shape));
+    return Status::InvalidArgument("the shape input must be 1-D, got " + DimsToString(shape.shape));
   bool allowzero = OnnxAttrInt(n, "allowzero", 0) != 0;
-  return Relayout(n, cx, [&](const Dims& in) {
-    return ResolveReshape(in, shape.values, allowzero);
-  });
+  return Relayout(n, cx,
+                  [&](const Dims& in) { return ResolveReshape(in, shape.values, allowzero); });
 }
 
 Status LowerFlatten(const NodeProto& n, LowerContext& cx) {

@@ -11,6 +11,8 @@ namespace {
 
 using onnx::NodeProto;
 
+constexpr int64_t kMaxWindow = int64_t{1} << 31;
+
 struct Window {
   std::vector<int64_t> kernel, strides, dilations, pads;
   bool auto_padded = false;
@@ -70,9 +72,11 @@ Result<Window> ReadWindow(const NodeProto& n, const Dims& x, std::vector<int64_t
   EI_RETURN_IF_ERROR(CheckCount("strides", w.strides, s));
   EI_RETURN_IF_ERROR(CheckCount("dilations", w.dilations, s));
   EI_RETURN_IF_ERROR(CheckCount("pads", w.pads, 2 * s));
+  // Bounded so the pad arithmetic below cannot overflow; infer checks the rest.
+  auto bad = [](int64_t v) { return v < 1 || v > kMaxWindow; };
   for (size_t i = 0; i < s; ++i)
-    if (w.strides[i] < 1 || w.dilations[i] < 1)
-      return Status::InvalidArgument("strides and dilations must be >= 1");
+    if (bad(w.kernel[i]) || bad(w.strides[i]) || bad(w.dilations[i]))
+      return Status::InvalidArgument("kernel_shape, strides and dilations must be in [1, 2^31]");
   EI_RETURN_IF_ERROR(ResolveAutoPad(n, x, &w));
   return w;
 }
@@ -113,7 +117,8 @@ Status LowerMaxPool(const NodeProto& n, LowerContext& cx) {
   EI_RETURN_IF_ERROR(cx.RefuseUsedOutputs(n, 1, "Indices"));
   EI_ASSIGN_OR_RETURN(int x, cx.Tensor(n, 0));
   if (!FindOnnxAttr(n, "kernel_shape")) return Status::InvalidArgument("kernel_shape is missing");
-  EI_ASSIGN_OR_RETURN(Window win, ReadWindow(n, cx.desc(x).dims, OnnxAttrInts(n, "kernel_shape", {})));
+  EI_ASSIGN_OR_RETURN(Window win,
+                      ReadWindow(n, cx.desc(x).dims, OnnxAttrInts(n, "kernel_shape", {})));
   Attrs a;
   SetWindow(win, /*with_dilations=*/true, &a);
   // With auto_pad the output size is fixed by the padding mode, as floor division gives it.
@@ -124,7 +129,8 @@ Status LowerMaxPool(const NodeProto& n, LowerContext& cx) {
 Status LowerAveragePool(const NodeProto& n, LowerContext& cx) {
   EI_ASSIGN_OR_RETURN(int x, cx.Tensor(n, 0));
   if (!FindOnnxAttr(n, "kernel_shape")) return Status::InvalidArgument("kernel_shape is missing");
-  EI_ASSIGN_OR_RETURN(Window win, ReadWindow(n, cx.desc(x).dims, OnnxAttrInts(n, "kernel_shape", {})));
+  EI_ASSIGN_OR_RETURN(Window win,
+                      ReadWindow(n, cx.desc(x).dims, OnnxAttrInts(n, "kernel_shape", {})));
   if (std::any_of(win.dilations.begin(), win.dilations.end(), [](int64_t d) { return d != 1; }))
     return Status::Unsupported("dilated AveragePool is not supported");
   Attrs a;

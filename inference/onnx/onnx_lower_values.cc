@@ -58,10 +58,14 @@ Status Alias(const NodeProto& n, LowerContext& cx) {
   return Status::Ok();
 }
 
+// Training-mode dropout is refused unless its ratio is a constant 0, which is the identity too.
 Status LowerDropout(const NodeProto& n, LowerContext& cx) {
   if (cx.HasInput(n, 2)) {
     Result<std::vector<int64_t>> training = cx.LiteralInts(n, 2);
-    if (!training.ok() || training->size() != 1 || (*training)[0] != 0)
+    bool inference = training.ok() && training->size() == 1 && (*training)[0] == 0;
+    Result<std::vector<float>> ratio = cx.ConstantFloats(n, 1);
+    bool keeps_all = ratio.ok() && ratio->size() == 1 && (*ratio)[0] == 0.f;
+    if (!inference && !keeps_all)
       return Status::Unsupported("training_mode must be a constant false (inference only)");
   }
   EI_RETURN_IF_ERROR(cx.RefuseUsedOutputs(n, 1, "mask"));
@@ -90,8 +94,8 @@ Status LowerShape(const NodeProto& n, LowerContext& cx) {
 
 Status LowerGather(const NodeProto& n, LowerContext& cx) {
   if (!cx.IsInts(n, 0))
-    return Status::Unsupported("Gather is supported on shape values only, not on '" +
-                               n.input(0) + "'");
+    return Status::Unsupported("Gather is supported on shape values only, not on '" + n.input(0) +
+                               "'");
   EI_ASSIGN_OR_RETURN(KnownInts data, cx.Ints(n, 0));
   EI_ASSIGN_OR_RETURN(KnownInts indices, cx.Ints(n, 1));
   EI_ASSIGN_OR_RETURN(KnownInts r, KnownGather(data, indices, OnnxAttrInt(n, "axis", 0)));
@@ -103,8 +107,7 @@ Status LowerGather(const NodeProto& n, LowerContext& cx) {
 Result<int64_t> OneLiteral(const NodeProto& n, LowerContext& cx, int i, int64_t def) {
   if (!cx.HasInput(n, i)) return def;
   EI_ASSIGN_OR_RETURN(std::vector<int64_t> v, cx.LiteralInts(n, i));
-  if (v.size() != 1)
-    return Status::Unsupported("Slice of shape values over more than one axis");
+  if (v.size() != 1) return Status::Unsupported("Slice of shape values over more than one axis");
   return v[0];
 }
 
@@ -146,7 +149,7 @@ Status LowerCast(const NodeProto& n, LowerContext& cx) {
 }
 
 constexpr OnnxLowering kLowerings[] = {
-    {"Constant", LowerConstant}, {"Identity", Alias}, {"Dropout", LowerDropout},
+    {"Constant", LowerConstant}, {"Identity", Alias},     {"Dropout", LowerDropout},
     {"Shape", LowerShape},       {"Gather", LowerGather}, {"Slice", LowerSlice},
     {"Cast", LowerCast},
 };

@@ -1,7 +1,6 @@
 #include "inference/onnx/onnx_model_info.h"
 
 #include <cstdio>
-
 #include <nlohmann/json.hpp>
 
 namespace edgeinfer {

@@ -48,17 +48,28 @@ T RawElement(const std::string& raw, int32_t type, size_t i) {
     return v;
   };
   switch (type) {
-    case TensorProto::FLOAT: return static_cast<T>(load(float{}));
-    case TensorProto::DOUBLE: return static_cast<T>(load(double{}));
-    case TensorProto::FLOAT16: return static_cast<T>(HalfToFloat(load(uint16_t{})));
-    case TensorProto::INT64: return static_cast<T>(load(int64_t{}));
-    case TensorProto::INT32: return static_cast<T>(load(int32_t{}));
-    case TensorProto::INT16: return static_cast<T>(load(int16_t{}));
-    case TensorProto::INT8: return static_cast<T>(load(int8_t{}));
-    case TensorProto::UINT16: return static_cast<T>(load(uint16_t{}));
-    case TensorProto::UINT32: return static_cast<T>(load(uint32_t{}));
-    case TensorProto::UINT64: return static_cast<T>(load(uint64_t{}));
-    default: return static_cast<T>(load(uint8_t{}));  // UINT8, BOOL
+    case TensorProto::FLOAT:
+      return static_cast<T>(load(float{}));
+    case TensorProto::DOUBLE:
+      return static_cast<T>(load(double{}));
+    case TensorProto::FLOAT16:
+      return static_cast<T>(HalfToFloat(load(uint16_t{})));
+    case TensorProto::INT64:
+      return static_cast<T>(load(int64_t{}));
+    case TensorProto::INT32:
+      return static_cast<T>(load(int32_t{}));
+    case TensorProto::INT16:
+      return static_cast<T>(load(int16_t{}));
+    case TensorProto::INT8:
+      return static_cast<T>(load(int8_t{}));
+    case TensorProto::UINT16:
+      return static_cast<T>(load(uint16_t{}));
+    case TensorProto::UINT32:
+      return static_cast<T>(load(uint32_t{}));
+    case TensorProto::UINT64:
+      return static_cast<T>(load(uint64_t{}));
+    default:
+      return static_cast<T>(load(uint8_t{}));  // UINT8, BOOL
   }
 }
 
@@ -66,25 +77,35 @@ T RawElement(const std::string& raw, int32_t type, size_t i) {
 template <class T>
 T TypedElement(const TensorProto& t, size_t i) {
   switch (t.data_type()) {
-    case TensorProto::FLOAT: return static_cast<T>(t.float_data(i));
-    case TensorProto::DOUBLE: return static_cast<T>(t.double_data(i));
+    case TensorProto::FLOAT:
+      return static_cast<T>(t.float_data(i));
+    case TensorProto::DOUBLE:
+      return static_cast<T>(t.double_data(i));
     case TensorProto::FLOAT16:
       return static_cast<T>(HalfToFloat(static_cast<uint16_t>(t.int32_data(i))));
-    case TensorProto::INT64: return static_cast<T>(t.int64_data(i));
+    case TensorProto::INT64:
+      return static_cast<T>(t.int64_data(i));
     case TensorProto::UINT32:
-    case TensorProto::UINT64: return static_cast<T>(t.uint64_data(i));
-    default: return static_cast<T>(t.int32_data(i));
+    case TensorProto::UINT64:
+      return static_cast<T>(t.uint64_data(i));
+    default:
+      return static_cast<T>(t.int32_data(i));
   }
 }
 
 size_t TypedCount(const TensorProto& t) {
   switch (t.data_type()) {
-    case TensorProto::FLOAT: return t.float_data_size();
-    case TensorProto::DOUBLE: return t.double_data_size();
-    case TensorProto::INT64: return t.int64_data_size();
+    case TensorProto::FLOAT:
+      return t.float_data_size();
+    case TensorProto::DOUBLE:
+      return t.double_data_size();
+    case TensorProto::INT64:
+      return t.int64_data_size();
     case TensorProto::UINT32:
-    case TensorProto::UINT64: return t.uint64_data_size();
-    default: return t.int32_data_size();
+    case TensorProto::UINT64:
+      return t.uint64_data_size();
+    default:
+      return t.int32_data_size();
   }
 }
 

@@ -55,7 +55,7 @@ void Activation::Apply(float* x, size_t n) const {
     case Kind::kNone:
       return;
     case Kind::kRelu:
-      for (size_t i = 0; i < n; ++i) x[i] = x[i] > 0.f ? x[i] : 0.f;
+      for (size_t i = 0; i < n; ++i) x[i] = x[i] < 0.f ? 0.f : x[i];  // NaN stays NaN
       return;
     case Kind::kLeakyRelu:
       for (size_t i = 0; i < n; ++i) x[i] = x[i] >= 0.f ? x[i] : x[i] * alpha;

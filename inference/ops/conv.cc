@@ -93,11 +93,16 @@ class ConvKernel final : public Kernel {
  public:
   explicit ConvKernel(const ConvParams& p) : p_(p) {}
 
+  // Depthwise: one padded input plane. im2col: the columns of one group of one sample.
   size_t ScratchBytes(std::span<const Shape> in, std::span<const Shape> out) const override {
-    if (p_.depthwise || p_.pointwise) return 0;
     const PlaneGeom g = MakePlaneGeom(in[0], out[0], p_.h, p_.w);
-    const int64_t gemm_k = (in[0][1] / p_.group) * g.h.kernel * g.w.kernel;
-    return static_cast<size_t>(gemm_k * g.out_h * g.out_w) * sizeof(float);
+    int64_t floats = 0;
+    if (p_.depthwise) {
+      floats = NeedsPadding(g) ? PaddedFloats(g) : 0;
+    } else if (!p_.pointwise) {
+      floats = (in[0][1] / p_.group) * g.h.kernel * g.w.kernel * g.out_h * g.out_w;
+    }
+    return static_cast<size_t>(floats) * sizeof(float);
   }
 
   void Run(const KernelContext& ctx) override {
@@ -112,7 +117,7 @@ class ConvKernel final : public Kernel {
       const float* x = ctx.in[0].f32() + n * x_size;
       float* y = ctx.out[0].f32() + n * y_size;
       if (p_.depthwise) {
-        RunDepthwise(x, w, bias, g, c, m, y);
+        RunDepthwise(x, w, bias, g, c, m, static_cast<float*>(ctx.scratch), y);
       } else {
         RunGemm(x, w, g, c, m, static_cast<float*>(ctx.scratch), y);
         FinishChannels(y, bias, m, g.out_h * g.out_w);
@@ -121,16 +126,25 @@ class ConvKernel final : public Kernel {
   }
 
  private:
-  // One sample; output channel oc reads input channel oc / (m / c).
+  // One sample; input channel ic feeds output channels ic * (m / c) ... (ic + 1) * (m / c) - 1,
+  // so each input plane is padded once for all of them.
   void RunDepthwise(const float* x, const float* w, const float* bias, const PlaneGeom& g,
-                    int64_t c, int64_t m, float* y) const {
+                    int64_t c, int64_t m, float* padded, float* y) const {
     const int64_t multiplier = m / c, taps = g.h.kernel * g.w.kernel;
     const int64_t in_plane = g.in_h * g.in_w, out_plane = g.out_h * g.out_w;
-    for (int64_t oc = 0; oc < m; ++oc) {
-      float* out = y + oc * out_plane;
-      DepthwiseConvPlane(x + (oc / multiplier) * in_plane, w + oc * taps, bias ? bias[oc] : 0.f, g,
-                         out);
-      p_.act.Apply(out, static_cast<size_t>(out_plane));  // while the plane is in cache
+    const bool pad = NeedsPadding(g);
+    const PlaneGeom gp = pad ? PaddedGeom(g) : g;
+    for (int64_t ic = 0; ic < c; ++ic) {
+      const float* src = x + ic * in_plane;
+      if (pad) {
+        PadPlane(src, g, 0.f, padded);
+        src = padded;
+      }
+      for (int64_t oc = ic * multiplier; oc < (ic + 1) * multiplier; ++oc) {
+        float* out = y + oc * out_plane;
+        DepthwiseConvPlane(src, w + oc * taps, bias ? bias[oc] : 0.f, gp, out);
+        p_.act.Apply(out, static_cast<size_t>(out_plane));  // while the plane is in cache
+      }
     }
   }
 

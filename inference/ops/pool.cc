@@ -2,6 +2,8 @@
 // kernels over each (n, c) plane (inference/kernels/pool.h).
 #include "inference/kernels/pool.h"
 
+#include <limits>
+
 #include "inference/ops/nn_ops_internal.h"
 
 namespace edgeinfer::nn {
@@ -41,30 +43,43 @@ Status ParsePool(const Node& node, const Graph& graph, bool average, PoolParams*
   return Status::Ok();
 }
 
+// Scratch: for AveragePool its out_h + out_w divisor factors, then (when the windows reach into
+// padding) one padded input plane.
 class WindowPoolKernel final : public Kernel {
  public:
   explicit WindowPoolKernel(const PoolParams& p) : p_(p) {}
 
   size_t ScratchBytes(std::span<const Shape> in, std::span<const Shape> out) const override {
-    (void)in;
-    return p_.average ? static_cast<size_t>(out[0][out[0].rank - 1]) * sizeof(float) : 0;
+    const PlaneGeom g = MakePlaneGeom(in[0], out[0], p_.h, p_.w);
+    const int64_t floats =
+        (p_.average ? g.out_h + g.out_w : 0) + (NeedsPadding(g) ? PaddedFloats(g) : 0);
+    return static_cast<size_t>(floats) * sizeof(float);
   }
 
   void Run(const KernelContext& ctx) override {
     const Shape& xs = ctx.in[0].shape;
     const PlaneGeom g = MakePlaneGeom(xs, ctx.out[0].shape, p_.h, p_.w);
-    const int64_t planes = xs[0] * xs[1];
+    const bool pad = NeedsPadding(g);
+    const PlaneGeom gp = pad ? PaddedGeom(g) : g;
+    float* row_scale = static_cast<float*>(ctx.scratch);
+    float* col_scale = row_scale + g.out_h;
+    float* padded = p_.average ? col_scale + g.out_w : row_scale;
+    if (p_.average) AvgPoolScales(g, p_.count_include_pad, row_scale, col_scale);
+    const float fill = p_.average ? 0.f : std::numeric_limits<float>::lowest();
     const int64_t in_plane = g.in_h * g.in_w, out_plane = g.out_h * g.out_w;
-    const float* x = ctx.in[0].f32();
-    float* y = ctx.out[0].f32();
-    if (!p_.average) {
-      for (int64_t i = 0; i < planes; ++i) MaxPoolPlane(x + i * in_plane, g, y + i * out_plane);
-      return;
+    for (int64_t i = 0; i < xs[0] * xs[1]; ++i) {
+      const float* src = ctx.in[0].f32() + i * in_plane;
+      float* dst = ctx.out[0].f32() + i * out_plane;
+      if (pad) {
+        PadPlane(src, g, fill, padded);
+        src = padded;
+      }
+      if (p_.average) {
+        AvgPoolPlane(src, gp, row_scale, col_scale, dst);
+      } else {
+        MaxPoolPlane(src, gp, dst);
+      }
     }
-    float* col_scale = static_cast<float*>(ctx.scratch);
-    AvgPoolColumnScales(g, p_.count_include_pad, col_scale);
-    for (int64_t i = 0; i < planes; ++i)
-      AvgPoolPlane(x + i * in_plane, g, p_.count_include_pad, col_scale, y + i * out_plane);
   }
 
  private:

@@ -386,15 +386,49 @@ TEST(BasicSoftmaxTest, LegacyDiffersFromNewModeExceptOnLastAxis) {
              RefSoftmax(x, 1, true, false));
 }
 
+// Inputs whose exp overflows float unless the maximum (placed last, so a max that misses an
+// element shows) is subtracted first.
 TEST(BasicSoftmaxTest, StableForLargeInputs) {
-  TestTensor x{{2, 3}, {1000.f, 1001.f, 1002.f, -1000.f, -1001.f, -1002.f}};
+  TestTensor x{{2, 3}, {-1000.f, 0.f, 1000.f, 1000.f, 1001.f, 1002.f}};
   TestTensor y = RunOp("Softmax", {}, {x});
-  ExpectNear(y.data,
-             {0.09003057f, 0.24472847f, 0.66524096f, 0.66524096f, 0.24472847f, 0.09003057f});
-  TestTensor ly = RunOp("LogSoftmax", MakeAttrs({{"axis", int64_t{0}}}), {x});
-  for (float v : ly.data) EXPECT_TRUE(std::isfinite(v));
-  EXPECT_NEAR(ly.data[0], 0.f, 1e-5);
-  EXPECT_NEAR(ly.data[3], -2000.f, 1e-2);
+  ExpectNear(y.data, {0.f, 0.f, 1.f, 0.09003057f, 0.24472847f, 0.66524096f});
+  TestTensor ly = RunOp("LogSoftmax", {}, {x});
+  ExpectNear(ly.data, {-2000.f, -1000.f, 0.f, -2.40760596f, -1.40760596f, -0.40760596f});
+  // Non-last axis.
+  TestTensor z{{3, 2}, {-1000.f, 0.f, 0.f, 1.f, 1000.f, 2.f}};
+  TestTensor sz = RunOp("Softmax", MakeAttrs({{"axis", int64_t{0}}}), {z});
+  ExpectNear(sz.data, {0.f, 0.09003057f, 0.f, 0.24472847f, 1.f, 0.66524096f});
+  TestTensor lz = RunOp("LogSoftmax", MakeAttrs({{"axis", int64_t{0}}}), {z});
+  ExpectNear(lz.data, {-2000.f, -2.40760596f, -1000.f, -1.40760596f, 0.f, -0.40760596f});
+}
+
+// Run may use only the ScratchBytes it asked for: a canary after them must survive.
+TEST(BasicSoftmaxTest, StaysWithinScratch) {
+  const Dims dims = {2, 3, 40};
+  TestTensor x = Random(dims, 33);
+  for (const char* op : {"Softmax", "LogSoftmax"}) {
+    Graph g = testing::MakeSingleOpGraph(op, MakeAttrs({{"axis", int64_t{1}}}), {x}, 1);
+    auto kernel = FindOp(op)->create(g.nodes[0], g);
+    ASSERT_TRUE(kernel.ok());
+    const Shape shape = Resolve(dims, 1);
+    const size_t bytes = (*kernel)->ScratchBytes({&shape, 1}, {&shape, 1});
+    std::vector<float> scratch(bytes / sizeof(float) + 64, 12345.f);
+    std::vector<float> y(x.data.size());
+    TensorView in, out;
+    in.data = x.data.data();
+    out.data = y.data();
+    in.shape = out.shape = shape;
+    KernelContext ctx;
+    ctx.in = &in;
+    ctx.num_in = 1;
+    ctx.out = &out;
+    ctx.num_out = 1;
+    ctx.scratch = scratch.data();
+    ctx.scratch_bytes = bytes;
+    (*kernel)->Run(ctx);
+    for (size_t i = bytes / sizeof(float); i < scratch.size(); ++i) ASSERT_EQ(scratch[i], 12345.f);
+    ExpectNear(y, RefSoftmax(x, 1, false, std::string(op) == "LogSoftmax"));
+  }
 }
 
 // ---------------------------------------------------------------- transpose

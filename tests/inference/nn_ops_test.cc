@@ -235,6 +235,23 @@ TEST(NnConvTest, Depthwise1D) {
   CheckConv(t);
 }
 
+// Every path of the vectorized window kernel: 32-wide rows, 4-row groups of 8 or 4 lanes, scalar
+// planes, overlapping last blocks, strides 1, 2 and gathered, leftover rows.
+TEST(NnConvTest, DepthwiseEveryWidthAndStride) {
+  for (int64_t w : {1, 3, 4, 6, 8, 11, 16, 31, 32, 37, 70}) {
+    for (int64_t s : {1, 2, 3}) {
+      SCOPED_TRACE("w=" + std::to_string(w) + " stride=" + std::to_string(s));
+      ConvCase t;
+      t.c = t.m = t.group = 2;
+      t.h = 7, t.w = w, t.sw = s;
+      t.pt = t.pl = t.pb = t.pr = 1;
+      CheckConv(t);
+      t.pt = t.pl = t.pb = t.pr = 0;  // no padding: the kernel reads the input directly
+      if (w >= 3) CheckConv(t);
+    }
+  }
+}
+
 TEST(NnConvTest, SingleInputChannelIsDirect) {
   ConvCase t;  // group == C == 1: the direct kernel with multiplier M
   t.c = 1, t.m = 5, t.h = 6, t.w = 8, t.kh = 2, t.kw = 3;
@@ -615,6 +632,19 @@ TEST(NnPoolTest, Pool1D) {
   CheckBothPools(t);
   t.dw = 2;
   CheckPool(t, false);
+}
+
+TEST(NnPoolTest, EveryWidthAndStride) {
+  for (int64_t w : {2, 4, 7, 9, 16, 33, 66, 75}) {
+    for (int64_t s : {1, 2, 3}) {
+      SCOPED_TRACE("w=" + std::to_string(w) + " stride=" + std::to_string(s));
+      PoolCase t;
+      t.h = 9, t.w = w, t.kh = 2, t.kw = 3, t.sh = 2, t.sw = s;
+      t.pt = t.pl = 1, t.pb = 0, t.pr = 2;
+      t.ceil_mode = s == 2;
+      CheckBothPools(t);
+    }
+  }
 }
 
 TEST(NnPoolTest, PaddingNeverWinsMax) {

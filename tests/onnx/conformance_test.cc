@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -33,6 +34,22 @@ const std::set<std::string> kClaimedOps = {
     "GlobalMaxPool", "BatchNormalization", "Flatten", "Reshape", "Squeeze", "Unsqueeze",
     "Transpose", "Concat", "Clip", "Identity", "Dropout", "Constant"};
 
+// Node tests that use what edgeinfer documents as unsupported; each must fail cleanly at import
+// (an error, not a crash or a wrong answer). Anything else that fails fails the suite.
+const std::map<std::string, std::string> kKnownUnsupported = {
+    {"test_averagepool_3d_default", "3-D pooling (1-D and 2-D are supported)"},
+    {"test_maxpool_3d_default", "3-D pooling (1-D and 2-D are supported)"},
+    {"test_batchnorm_epsilon_training_mode", "training mode"},
+    {"test_batchnorm_example_training_mode", "training mode"},
+    {"test_training_dropout", "training mode"},
+    {"test_training_dropout_default", "training mode"},
+    {"test_globalaveragepool", "opset 1 model (opsets 11 to 17 are imported)"},
+    {"test_globalaveragepool_precomputed", "opset 1 model (opsets 11 to 17 are imported)"},
+    {"test_globalmaxpool", "opset 1 model (opsets 11 to 17 are imported)"},
+    {"test_globalmaxpool_precomputed", "opset 1 model (opsets 11 to 17 are imported)"},
+    {"test_reshape_allowzero_reordered", "zero-sized tensors"},
+};
+
 bool ReadProto(const fs::path& p, google::protobuf::Message* m) {
   std::ifstream f(p, std::ios::binary);
   std::stringstream ss;
@@ -40,7 +57,7 @@ bool ReadProto(const fs::path& p, google::protobuf::Message* m) {
   return f.good() && m->ParseFromString(ss.str());
 }
 
-enum class Outcome { kPassed, kFailed, kNotClaimed, kNotFloat };
+enum class Outcome { kPassed, kFailed, kNotClaimed, kNotFloat, kKnownUnsupported };
 
 struct CaseResult {
   Outcome outcome;
@@ -48,7 +65,7 @@ struct CaseResult {
 };
 
 bool UsesOnlyClaimedOps(const onnx::GraphProto& g) {
-  for (const auto& n : g.node)
+  for (const auto& n : g.node())
     if (!n.domain().empty() || !kClaimedOps.count(n.op_type())) return false;
   return true;
 }
@@ -125,7 +142,7 @@ CaseResult RunCase(const fs::path& dir) {
   onnx::ModelProto model;
   if (!ReadProto(dir / "model.onnx", &model)) return {Outcome::kFailed, "unreadable model"};
   if (!UsesOnlyClaimedOps(model.graph())) return {Outcome::kNotClaimed, ""};
-  for (const auto& o : model.graph().output)
+  for (const auto& o : model.graph().output())
     if (!IsFloatValue(o)) return {Outcome::kNotFloat, ""};
   const fs::path dataset = dir / "test_data_set_0";
   auto data_inputs = BakeConstInputs(&model, dataset);
@@ -133,6 +150,8 @@ CaseResult RunCase(const fs::path& dir) {
   if (model.graph().input_size() == 0) return {Outcome::kNotFloat, "no data inputs"};
 
   auto graph = ImportOnnxBytes(model.SerializeAsString());
+  if (!graph.ok() && kKnownUnsupported.count(dir.filename().string()))
+    return {Outcome::kKnownUnsupported, graph.status().ToString()};
   if (!graph.ok()) return {Outcome::kFailed, "import: " + graph.status().ToString()};
   auto loaded = Model::FromGraph(std::move(graph).value());
   if (!loaded.ok()) return {Outcome::kFailed, "load: " + loaded.status().ToString()};
@@ -148,7 +167,7 @@ TEST(OnnxConformanceTest, BackendNodeTestsOfClaimedOpsPass) {
   std::vector<fs::path> dirs;
   for (const auto& e : fs::directory_iterator(kNodeTests)) dirs.push_back(e.path());
   std::sort(dirs.begin(), dirs.end());
-  int passed = 0, failed = 0, not_claimed = 0, not_float = 0;
+  int passed = 0, failed = 0, not_claimed = 0, not_float = 0, known = 0;
   std::string failures;
   for (const fs::path& dir : dirs) {
     CaseResult r = RunCase(dir);
@@ -156,6 +175,7 @@ TEST(OnnxConformanceTest, BackendNodeTestsOfClaimedOpsPass) {
       case Outcome::kPassed: ++passed; break;
       case Outcome::kNotClaimed: ++not_claimed; break;
       case Outcome::kNotFloat: ++not_float; break;
+      case Outcome::kKnownUnsupported: ++known; break;
       case Outcome::kFailed:
         ++failed;
         failures += "  " + dir.filename().string() + ": " + r.message + "\n";
@@ -163,8 +183,10 @@ TEST(OnnxConformanceTest, BackendNodeTestsOfClaimedOpsPass) {
     }
   }
   std::printf("ONNX node tests: %zu in the suite, %d ran (claimed ops, float32): %d passed, "
-              "%d failed; %d use ops edgeinfer does not claim, %d have non-float32 outputs\n",
-              dirs.size(), passed + failed, passed, failed, not_claimed, not_float);
+              "%d failed, %d refused cleanly as documented unsupported features; %d use ops "
+              "edgeinfer does not claim, %d have non-float32 outputs\n",
+              dirs.size(), passed + failed + known, passed, failed, known, not_claimed,
+              not_float);
   EXPECT_EQ(failed, 0) << "failing node tests:\n" << failures;
   EXPECT_GT(passed, 100);
 }

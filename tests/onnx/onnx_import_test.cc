@@ -18,7 +18,7 @@ constexpr int64_t B = kBatchDim;
 // x [B, 4] -> Relu -> y
 OnnxBuilder ReluModel(int opset = 13) {
   OnnxBuilder b(opset);
-  b.Input("x", {-1, 4}).Output("y");
+  b.Input("x", {-1, 4}).Output("y", {-1, 4});
   b.Node("Relu", {"x"}, {"y"}, "relu");
   return b;
 }
@@ -60,7 +60,7 @@ TEST(OnnxImport, NameFallsBackToGraphName) {
 
 TEST(OnnxImport, StaticModelKeepsLiteralDims) {
   OnnxBuilder b;
-  b.Input("x", {2, 4}).Output("y");
+  b.Input("x", {2, 4}).Output("y", {2, 4});
   b.Node("Relu", {"x"}, {"y"});
   auto g = b.Import();
   ASSERT_TRUE(g.ok()) << g.status().ToString();
@@ -83,26 +83,26 @@ TEST(OnnxImport, RefusesOpsetsOutsideElevenToSeventeen) {
 
 TEST(OnnxImport, RefusesNonFloatInputAndDynamicInnerDims) {
   OnnxBuilder b;
-  b.Input("ids", {-1, 4}, onnx::TensorProto::INT64).Output("y");
+  b.Input("ids", {-1, 4}, onnx::TensorProto::INT64).Output("y", {-1, 4});
   b.Node("Cast", {"ids"}, {"y"}).Int("to", onnx::TensorProto::FLOAT);
   ExpectError(b.Import(), {"'ids'", "INT64"});
 
   OnnxBuilder c;
-  c.Input("x", {-1, -2}).Output("y");
+  c.Input("x", {-1, -2}).Output("y", {-1, -2});
   c.Node("Relu", {"x"}, {"y"});
   ExpectError(c.Import(), {"'x'", "dim 1"});
 }
 
 TEST(OnnxImport, RefusesUnsupportedOpNamingNode) {
   OnnxBuilder b;
-  b.Input("x", {-1, 4}).Output("y");
+  b.Input("x", {-1, 4}).Output("y", {-1, 4});
   b.Node("Erf", {"x"}, {"y"}, "my_erf");
   ExpectError(b.Import(), {"node 'my_erf'", "(Erf)", "unsupported op"});
 }
 
 TEST(OnnxImport, RefusesLoopNamingNode) {
   OnnxBuilder b;
-  b.Input("x", {-1, 4}).Output("y");
+  b.Input("x", {-1, 4}).Output("y", {-1, 4});
   b.IntInit("trip", {3});
   onnx::GraphProto body;
   body.set_name("body");
@@ -139,7 +139,7 @@ TEST(OnnxImport, RefusesLoopNamingNode) {
 
 TEST(OnnxImport, CheckerErrorsBecomeInvalidArgument) {
   OnnxBuilder b;
-  b.Input("x", {-1, 4}).Output("y");
+  b.Input("x", {-1, 4}).Output("y", {-1, 4});
   b.Node("Relu", {"nope"}, {"y"});
   auto r = b.Import();
   ASSERT_FALSE(r.ok());
@@ -161,7 +161,7 @@ TEST(OnnxImport, RefusesBadMetadata) {
 
 TEST(OnnxImport, OutputThatIsAnInputOrConstantGetsCopy) {
   OnnxBuilder b;
-  b.Input("x", {-1, 4}).Output("y").Output("c");
+  b.Input("x", {-1, 4}).Output("y", {-1, 4}).Output("c", {2});
   b.Init("k", {2}, {1, 2});
   b.Node("Identity", {"x"}, {"y"});
   b.Node("Identity", {"k"}, {"c"});

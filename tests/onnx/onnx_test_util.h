@@ -101,34 +101,23 @@ class OnnxBuilder {
 
   OnnxBuilder& Input(const std::string& name, const std::vector<int64_t>& dims,
                      int type = onnx::TensorProto::FLOAT) {
-    auto* tt = m_.mutable_graph()->add_input();
-    tt->set_name(name);
-    auto* t = tt->mutable_type()->mutable_tensor_type();
-    t->set_elem_type(type);
-    auto* shape = t->mutable_shape();
-    for (int64_t d : dims) {
-      if (d < 0) {
-        shape->add_dim()->set_dim_param(d == -1 ? "batch" : "n" + std::to_string(-d));
-      } else {
-        shape->add_dim()->set_dim_value(d);
-      }
-    }
+    SetType(m_.mutable_graph()->add_input(), name, dims, type);
     return *this;
   }
-  OnnxBuilder& Output(const std::string& name, int type = onnx::TensorProto::FLOAT) {
-    auto* o = m_.mutable_graph()->add_output();
-    o->set_name(name);
-    o->mutable_type()->mutable_tensor_type()->set_elem_type(type);
+  // Dims as for inputs; kUnknownDim is a dim with neither value nor name.
+  OnnxBuilder& Output(const std::string& name, const std::vector<int64_t>& dims,
+                      int type = onnx::TensorProto::FLOAT) {
+    SetType(m_.mutable_graph()->add_output(), name, dims, type);
     return *this;
   }
+  static constexpr int64_t kUnknownDim = -1000;
   OnnxBuilder& Init(const std::string& name, const std::vector<int64_t>& dims,
                     const std::vector<float>& v) {
     *m_.mutable_graph()->add_initializer() = FloatTensor(name, dims, v);
     return *this;
   }
   OnnxBuilder& IntInit(const std::string& name, const std::vector<int64_t>& v) {
-    *m_.mutable_graph()->add_initializer() =
-        IntTensor(name, {static_cast<int64_t>(v.size())}, v);
+    *m_.mutable_graph()->add_initializer() = IntTensor(name, {static_cast<int64_t>(v.size())}, v);
     return *this;
   }
   NodeRef Node(const std::string& op, const std::vector<std::string>& in,
@@ -155,6 +144,22 @@ class OnnxBuilder {
   }
 
  private:
+  static void SetType(onnx::ValueInfoProto* v, const std::string& name,
+                      const std::vector<int64_t>& dims, int type) {
+    v->set_name(name);
+    auto* t = v->mutable_type()->mutable_tensor_type();
+    t->set_elem_type(type);
+    auto* shape = t->mutable_shape();
+    for (int64_t d : dims) {
+      auto* dim = shape->add_dim();
+      if (d == kUnknownDim) continue;
+      if (d < 0) {
+        dim->set_dim_param(d == -1 ? "batch" : "n" + std::to_string(-d));
+      } else {
+        dim->set_dim_value(d);
+      }
+    }
+  }
   onnx::ModelProto m_;
 };
 
@@ -222,8 +227,9 @@ inline Result<std::vector<std::vector<float>>> RunGraph(
     }
     size_t scratch_bytes = (*kernel)->ScratchBytes(in_s, out_s);
     AlignedFloats scratch(scratch_bytes / 4 + 1);
-    KernelContext ctx{in.data(), static_cast<int>(in.size()), out.data(),
-                      static_cast<int>(out.size()), scratch.data(), scratch_bytes};
+    KernelContext ctx{in.data(),      static_cast<int>(in.size()),
+                      out.data(),     static_cast<int>(out.size()),
+                      scratch.data(), scratch_bytes};
     (*kernel)->Run(ctx);
   }
   std::vector<std::vector<float>> result;

@@ -66,9 +66,8 @@ TEST(OnnxShapeFold, KnownIntOps) {
   EXPECT_EQ(last.values[0], SymInt::Lit(28));
   EXPECT_FALSE(KnownGather(shape, KnownInts{{}, {SymInt::Lit(3)}}, 0).ok());
 
-  KnownInts cat = *KnownConcat({KnownInts::Vector({SymInt::Batch(1)}),
-                                KnownInts::Vector({SymInt::Lit(-1)})},
-                               0);
+  KnownInts cat = *KnownConcat(
+      {KnownInts::Vector({SymInt::Batch(1)}), KnownInts::Vector({SymInt::Lit(-1)})}, 0);
   EXPECT_EQ(cat.shape, (Dims{2}));
   EXPECT_EQ(cat.values[1], SymInt::Lit(-1));
 
