@@ -1,4 +1,4 @@
-// The .eim model file layout: constants and the fixed header. See docs and DESIGN.md.
+// The .eim model file layout (DESIGN.md, "Model file"): constants and the fixed header.
 //
 //   [0, 64)                     Header (below), little-endian.
 //   [json_offset, +json_size)   UTF-8 JSON graph section (inference/graph_json.h); the writer
@@ -7,10 +7,12 @@
 //                               offset in the JSON is RELATIVE to blobs_offset and is a multiple
 //                               of 64, so every blob is 64-byte aligned in the file and in the
 //                               (page-aligned) mapping. Gaps are zero padding.
-//   file_size == blobs_offset + blobs_size == the file's length.
+//   file_size is the file's length; the writer makes it blobs_offset + blobs_size.
 //
-// Sections never overlap: 64 <= json_offset, json end <= blobs_offset. Blobs hold tensor bytes
-// exactly as the kernels read them, so loading is mmap + validation, no copy.
+// Sections never overlap and stay inside the file: 64 <= json_offset, json end <= blobs_offset,
+// blobs end <= file_size (checked with overflow-safe arithmetic). Blobs hold tensor bytes
+// exactly as the kernels read them, so loading is mmap + validation, no copy. Blobs may share
+// bytes (the reader only bounds-checks each one); the writer never does that.
 #pragma once
 
 #include <bit>

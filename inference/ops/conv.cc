@@ -70,13 +70,8 @@ Status ParseConv(const Node& node, const Graph& graph, ConvParams* p) {
   WindowAxis axes[2];
   EI_RETURN_IF_ERROR(ParseWindow(node, spatial, &w.dims[2], /*allow_dilations=*/true, axes));
   p->out_dims = {x.dims[0], m};
-  int64_t out_plane = 1;
-  for (int i = 0; i < spatial; ++i) {
-    int64_t len;
-    EI_RETURN_IF_ERROR(OutputLength(node, x.dims[2 + i], axes[i], /*ceil_mode=*/false, &len));
-    p->out_dims.push_back(len);
-    out_plane *= len;
-  }
+  EI_RETURN_IF_ERROR(SpatialOutput(node, x.dims, spatial, axes, /*ceil_mode=*/false, &p->out_dims));
+  const int64_t out_plane = spatial == 2 ? p->out_dims[2] * p->out_dims[3] : p->out_dims[2];
   if (spatial == 2) p->h = axes[0];
   p->w = axes[spatial - 1];
   const int64_t gemm_k = (c / p->group) * p->h.kernel * p->w.kernel;

@@ -174,6 +174,9 @@ Status ParseWindow(const Node& node, int spatial, const int64_t* weight_kernel,
   return Status::Ok();
 }
 
+namespace {
+
+// ONNX output length of one axis.
 Status OutputLength(const Node& node, int64_t in, const WindowAxis& a, bool ceil_mode,
                     int64_t* out) {
   const int64_t room = in + a.pad_begin + a.pad_end - a.span();
@@ -185,6 +188,24 @@ Status OutputLength(const Node& node, int64_t in, const WindowAxis& a, bool ceil
   // ONNX: with ceil_mode a last window starting in the right padding is dropped.
   if (ceil_mode && (len - 1) * a.stride >= in + a.pad_begin) --len;
   *out = len;
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status SpatialOutput(const Node& node, const Dims& x, int spatial, const WindowAxis* axes,
+                     bool ceil_mode, Dims* out) {
+  int64_t plane = 1;
+  for (int i = 0; i < spatial; ++i) {
+    int64_t len;
+    EI_RETURN_IF_ERROR(OutputLength(node, x[2 + i], axes[i], ceil_mode, &len));
+    out->push_back(len);
+    // Every factor is below 2^34 (dims and window attributes are below 2^31).
+    const int64_t extent = (len - 1) * axes[i].stride + axes[i].span();
+    if (extent > kMaxPlane / plane)
+      return NodeUnsupported(node, "the windows cover more than 2^31 elements per plane");
+    plane *= extent;
+  }
   return Status::Ok();
 }
 

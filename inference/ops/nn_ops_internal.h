@@ -73,10 +73,13 @@ Status CheckSpatialInput(const Node& node, const TensorDesc& x, int* spatial);
 Status ParseWindow(const Node& node, int spatial, const int64_t* weight_kernel,
                    bool allow_dilations, WindowAxis* axes);
 
-// ONNX output length of one axis (ceil_mode with the rule that the last window must start inside
-// the input or its left padding). Error when the window does not fit the padded input.
-Status OutputLength(const Node& node, int64_t in, const WindowAxis& axis, bool ceil_mode,
-                    int64_t* out);
+// Appends the ONNX output length of each spatial axis of x (dims 2...) to *out: ceil_mode with the
+// rule that the last window must start inside the input or its left padding. Errors when a
+// window does not fit the padded input, or when the input region the windows cover (which the
+// window kernels may materialize, padding included) exceeds kMaxPlane elements.
+constexpr int64_t kMaxPlane = int64_t{1} << 31;
+Status SpatialOutput(const Node& node, const Dims& x, int spatial, const WindowAxis* axes,
+                     bool ceil_mode, Dims* out);
 
 // The geometry of one plane of a windowed op from concrete shapes (rank 3 or 4, as validated).
 PlaneGeom MakePlaneGeom(const Shape& x, const Shape& y, const WindowAxis& h, const WindowAxis& w);

@@ -29,15 +29,13 @@ Status ParsePool(const Node& node, const Graph& graph, bool average, PoolParams*
   EI_RETURN_IF_ERROR(FlagAttr(node, "ceil_mode", &ceil_mode));
   p->average = average;
   if (average) EI_RETURN_IF_ERROR(FlagAttr(node, "count_include_pad", &p->count_include_pad));
-  p->out_dims = {x.dims[0], x.dims[1]};
   for (int i = 0; i < spatial; ++i) {
     // As in ONNX Runtime; it also keeps every average window non-empty.
     if (axes[i].pad_begin >= axes[i].kernel || axes[i].pad_end >= axes[i].kernel)
       return NodeError(node, "pads must be smaller than kernel_shape");
-    int64_t len;
-    EI_RETURN_IF_ERROR(OutputLength(node, x.dims[2 + i], axes[i], ceil_mode, &len));
-    p->out_dims.push_back(len);
   }
+  p->out_dims = {x.dims[0], x.dims[1]};
+  EI_RETURN_IF_ERROR(SpatialOutput(node, x.dims, spatial, axes, ceil_mode, &p->out_dims));
   if (spatial == 2) p->h = axes[0];
   p->w = axes[spatial - 1];
   return Status::Ok();

@@ -39,7 +39,8 @@ using Bytes = std::vector<char>;
 TEST(EimCrc32cTest, KnownVectors) {
   // RFC 3720 (iSCSI) test vectors and the usual check value.
   std::vector<uint8_t> zeros(32, 0), ones(32, 0xFF), up(32), down(32);
-  for (int i = 0; i < 32; ++i) up[i] = static_cast<uint8_t>(i), down[i] = 31 - i;
+  for (int i = 0; i < 32; ++i)
+    up[i] = static_cast<uint8_t>(i), down[i] = static_cast<uint8_t>(31 - i);
   using Fn = uint32_t (*)(const void*, size_t, uint32_t);
   std::vector<Fn> fns = {&Crc32c, &Crc32cPortable};
   if (Crc32cHardwareAvailable()) fns.push_back(&Crc32cHardware);

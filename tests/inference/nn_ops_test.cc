@@ -807,6 +807,11 @@ TEST(NnRejectTest, ConvBadWindowAttributes) {
   Attrs s;
   s.Set("strides", int64_t{2});
   ExpectRejected("Conv", s, ConvInputs(), "list of ints");
+  // Huge pads and strides on both axes: a valid output, but no plane could hold the padding.
+  Attrs huge;
+  huge.Set("strides", std::vector<int64_t>{(1 << 30) + 1, (1 << 30) + 1});
+  huge.Set("pads", std::vector<int64_t>{1 << 30, 1 << 30, 1 << 30, 1 << 30});
+  ExpectRejected("Conv", huge, ConvInputs({1, 2, 1, 1}, {2, 1, 1, 1}), "2^31");
   Attrs ap;
   ap.Set("auto_pad", std::string("SAME_UPPER"));
   ExpectRejected("Conv", ap, ConvInputs(), "auto_pad");

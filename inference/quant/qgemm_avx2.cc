@@ -1,0 +1,267 @@
+// AVX2 + FMA + F16C kernels (x86-64-v3: Haswell, Zen and later). The build targets baseline
+// x86-64, so this file enables the ISA for its own functions (the pragma is the same as
+// __attribute__((target(...))) on each of them, helpers included); qgemm.cc only hands these
+// kernels out when CpuSupports(kAvx2). Headers are included before the pragma so that no inline
+// function of theirs is compiled for AVX2.
+#if defined(__x86_64__)
+
+#include <immintrin.h>
+
+#include <cmath>
+
+#include "inference/quant/fp16.h"
+#include "inference/quant/qgemm_kernels.h"
+#include "inference/quant/quantize.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+
+namespace edgeinfer::quant::avx2 {
+
+namespace {
+
+// --- Horizontal sums: one lane sum per accumulator, four accumulators at a time. ---
+
+__m128i HSum4(__m256i a, __m256i b, __m256i c, __m256i d) {
+  const __m256i abcd = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
+  return _mm_add_epi32(_mm256_castsi256_si128(abcd), _mm256_extracti128_si256(abcd, 1));
+}
+__m128 HSum4(__m256 a, __m256 b, __m256 c, __m256 d) {
+  const __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+  return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
+void Store4(__m128i v, int32_t* out) { _mm_storeu_si128(reinterpret_cast<__m128i*>(out), v); }
+void Store4(__m128 v, float* out) { _mm_storeu_ps(out, v); }
+
+// out[i] = sum of the lanes of acc[i], i < count.
+template <class V, class S>
+void ReduceAll(const V* acc, int count, S* out) {
+  int i = 0;
+  for (; i + 4 <= count; i += 4) Store4(HSum4(acc[i], acc[i + 1], acc[i + 2], acc[i + 3]), out + i);
+  for (; i < count; ++i) {
+    S lanes[4];
+    Store4(HSum4(acc[i], acc[i], acc[i], acc[i]), lanes);
+    out[i] = lanes[0];
+  }
+}
+
+// --- Activation quantization (bit-exact with QuantizeActRow). ---
+
+float MaxAbs(const float* x, int64_t k) {
+  const __m256 sign = _mm256_set1_ps(-0.f);
+  __m256 vmax = _mm256_setzero_ps();
+  int64_t i = 0;
+  // max_ps(a, b) returns b when a is NaN, so NaN inputs are skipped as in the reference.
+  for (; i + 8 <= k; i += 8) vmax = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)), vmax);
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  float amax = _mm_cvtss_f32(m);
+  for (; i < k; ++i) {
+    const float a = std::fabs(x[i]);
+    amax = a > amax ? a : amax;
+  }
+  return amax;
+}
+
+// 32 codes in element order. max_ps(NaN, -127) is -127, like QuantizeActValue; cvtps rounds half
+// to even (the default MXCSR mode, as nearbyint's default mode).
+__m256i Quantize32(const float* x, __m256 inv) {
+  const __m256 lo = _mm256_set1_ps(-127.f);
+  const __m256 hi = _mm256_set1_ps(127.f);
+  __m256i c[4];
+  for (int j = 0; j < 4; ++j) {
+    const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + 8 * j), inv);
+    c[j] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, lo), hi));
+  }
+  // The packs work per 128-bit lane: the bytes come out as 4-element groups
+  // [c0 c1 c2 c3 | c0' c1' c2' c3'] (' = upper half of each input), which the permute restores.
+  const __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(c[0], c[1]),
+                                            _mm256_packs_epi32(c[2], c[3]));
+  return _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+float QuantizeRow(const float* x, int64_t k, int8_t* q, int64_t kp) {
+  const float amax = MaxAbs(x, k);
+  const bool zero = amax < kTinyScaleLimit;
+  const float inv = zero ? 0.f : kInt8Max / amax;
+  const __m256 vinv = _mm256_set1_ps(inv);
+  int64_t i = 0;
+  for (; i + 32 <= k; i += 32) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), Quantize32(x + i, vinv));
+  }
+  for (; i < k; ++i) q[i] = QuantizeActValue(x[i], inv);
+  for (; i < kp; ++i) q[i] = 0;
+  return zero ? 0.f : amax / kInt8Max;
+}
+
+// corr[j] = -8 * (q[4j] + ... + q[4j+3]): maddubs(8, q) gives 8 * pair sums, madd(-1) adds pairs.
+void Q4Corr(const int8_t* q, int64_t kp, int32_t* corr) {
+  const __m256i eight = _mm256_set1_epi8(8);
+  const __m256i minus_one = _mm256_set1_epi16(-1);
+  for (int64_t k = 0; k < kp; k += 32) {
+    const __m256i pairs =
+        _mm256_maddubs_epi16(eight, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + k)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(corr + k / 4),
+                        _mm256_madd_epi16(pairs, minus_one));
+  }
+}
+
+// --- Kernels ---
+
+__m256i Load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+// x * w for 32 int8 pairs, summed into 8 int32 lanes: |x| * (w with x's sign), see qgemm.h.
+__m256i DotInt8(__m256i acc, __m256i x, __m256i abs_x, __m256i w) {
+  const __m256i pairs = _mm256_maddubs_epi16(abs_x, _mm256_sign_epi8(w, x));
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+}
+
+template <int MR, int NR>
+void Int8Tile(const QGemmProblem& p, const QuantizedActs& a, int64_t m0, int64_t n0) {
+  const int8_t* x = a.q + m0 * a.kp;
+  const int8_t* w = static_cast<const int8_t*>(p.w.data) + n0 * a.kp;
+  __m256i acc[MR][NR];
+  for (auto& row : acc) {
+    for (auto& v : row) v = _mm256_setzero_si256();
+  }
+  for (int64_t k = 0; k < a.kp; k += 32) {
+    __m256i wv[NR];
+#pragma GCC unroll 4
+    for (int j = 0; j < NR; ++j) wv[j] = Load32(w + j * a.kp + k);
+#pragma GCC unroll 4
+    for (int i = 0; i < MR; ++i) {
+      const __m256i xv = Load32(x + i * a.kp + k);
+      const __m256i ax = _mm256_abs_epi8(xv);
+#pragma GCC unroll 4
+      for (int j = 0; j < NR; ++j) acc[i][j] = DotInt8(acc[i][j], xv, ax, wv[j]);
+    }
+  }
+  int32_t sums[MR * NR];
+  ReduceAll(&acc[0][0], MR * NR, sums);
+  for (int i = 0; i < MR; ++i) {
+    for (int j = 0; j < NR; ++j) {
+      const float scale = a.scales[m0 + i] * p.w.scales[n0 + j];
+      p.y[(m0 + i) * p.ldy + n0 + j] =
+          static_cast<float>(sums[i * NR + j]) * scale + BiasAt(p, n0 + j);
+    }
+  }
+}
+
+// The 32 codes of a block in element order: both 128-bit lanes get the 16 bytes, the upper lane
+// is shifted right by 4 (per 64 bits; the mask drops what crosses from the next byte).
+__m256i UnpackQ4(const uint8_t* qs) {
+  const __m256i v =
+      _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
+  const __m256i shifted = _mm256_srlv_epi64(v, _mm256_setr_epi64x(0, 0, 4, 4));
+  return _mm256_and_si256(shifted, _mm256_set1_epi8(0x0F));
+}
+
+template <int MR, int NR>
+void Q4Tile(const QGemmProblem& p, const QuantizedActs& a, int64_t m0, int64_t n0) {
+  const int64_t kb = Q4BlocksPerRow(p.w.k);
+  const BlockQ4* w = static_cast<const BlockQ4*>(p.w.data) + n0 * kb;
+  const int8_t* x = a.q + m0 * a.kp;
+  const int32_t* corr = a.corr + m0 * (a.kp / 4);
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[MR][NR];
+  for (auto& row : acc) {
+    for (auto& v : row) v = _mm256_setzero_ps();
+  }
+  for (int64_t b = 0; b < kb; ++b) {
+#pragma GCC unroll 4
+    for (int j = 0; j < NR; ++j) {
+      const BlockQ4& blk = w[j * kb + b];
+      const __m256i q = UnpackQ4(blk.qs);
+      const __m256 d = _mm256_set1_ps(_cvtsh_ss(blk.d));
+#pragma GCC unroll 4
+      for (int i = 0; i < MR; ++i) {
+        // code (u8, <= 15) * x (s8): pair sums <= 3810, then + corr = sum (code - 8) * x.
+        const __m256i pairs = _mm256_maddubs_epi16(q, Load32(x + i * a.kp + b * 32));
+        const __m256i sum = _mm256_add_epi32(_mm256_madd_epi16(pairs, ones),
+                                             Load32(corr + i * (a.kp / 4) + b * 8));
+        acc[i][j] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sum), acc[i][j]);
+      }
+    }
+  }
+  float sums[MR * NR];
+  ReduceAll(&acc[0][0], MR * NR, sums);
+  for (int i = 0; i < MR; ++i) {
+    for (int j = 0; j < NR; ++j) {
+      p.y[(m0 + i) * p.ldy + n0 + j] = sums[i * NR + j] * a.scales[m0 + i] + BiasAt(p, n0 + j);
+    }
+  }
+}
+
+template <int MR, int NR>
+void Fp16Tile(const QGemmProblem& p, int64_t m0, int64_t n0) {
+  const int64_t kk = p.w.k;
+  const uint16_t* w = static_cast<const uint16_t*>(p.w.data) + n0 * kk;
+  const float* x = p.x + m0 * p.ldx;
+  __m256 acc[MR][NR];
+  for (auto& row : acc) {
+    for (auto& v : row) v = _mm256_setzero_ps();
+  }
+  int64_t k = 0;
+  for (; k + 8 <= kk; k += 8) {
+    __m256 wv[NR];
+#pragma GCC unroll 4
+    for (int j = 0; j < NR; ++j) {
+      wv[j] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + j * kk + k)));
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < MR; ++i) {
+      const __m256 xv = _mm256_loadu_ps(x + i * p.ldx + k);
+#pragma GCC unroll 4
+      for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_fmadd_ps(xv, wv[j], acc[i][j]);
+    }
+  }
+  float sums[MR * NR];
+  ReduceAll(&acc[0][0], MR * NR, sums);
+  for (; k < kk; ++k) {  // K % 8 tail
+    for (int i = 0; i < MR; ++i) {
+      for (int j = 0; j < NR; ++j) sums[i * NR + j] += _cvtsh_ss(w[j * kk + k]) * x[i * p.ldx + k];
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    for (int j = 0; j < NR; ++j) {
+      p.y[(m0 + i) * p.ldy + n0 + j] = sums[i * NR + j] + BiasAt(p, n0 + j);
+    }
+  }
+}
+
+}  // namespace
+
+void QuantizeActs(const QGemmProblem& p, void* scratch) {
+  const QuantizedActs a = ActsLayout(p.w.format, p.m, p.w.k, scratch);
+  for (int64_t m = 0; m < p.m; ++m) {
+    int8_t* q = a.q + m * a.kp;
+    a.scales[m] = QuantizeRow(p.x + m * p.ldx, p.w.k, q, a.kp);
+    if (a.corr != nullptr) Q4Corr(q, a.kp, a.corr + m * (a.kp / 4));
+  }
+}
+
+void GemmInt8(const QGemmProblem& p, const void* scratch) {
+  const QuantizedActs a = ActsOf(p, scratch);
+  ForEachTile(p.m, p.w.n, [&]<int MR, int NR>(int64_t m0, int64_t n0) {
+    Int8Tile<MR, NR>(p, a, m0, n0);
+  });
+}
+
+void GemmQ4(const QGemmProblem& p, const void* scratch) {
+  const QuantizedActs a = ActsOf(p, scratch);
+  ForEachTile(p.m, p.w.n, [&]<int MR, int NR>(int64_t m0, int64_t n0) {
+    Q4Tile<MR, NR>(p, a, m0, n0);
+  });
+}
+
+void GemmFp16(const QGemmProblem& p, const void* /*scratch*/) {
+  ForEachTile(p.m, p.w.n,
+              [&]<int MR, int NR>(int64_t m0, int64_t n0) { Fp16Tile<MR, NR>(p, m0, n0); });
+}
+
+}  // namespace edgeinfer::quant::avx2
+
+#pragma GCC pop_options
+
+#endif  // defined(__x86_64__)
