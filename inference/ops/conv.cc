@@ -57,6 +57,14 @@ Status CheckBias(const Node& node, const TensorDesc* b, int64_t m) {
   return Status::Ok();
 }
 
+void ChooseKernel(int64_t c, ConvParams* p) {
+  const WindowAxis& h = p->h;
+  const WindowAxis& w = p->w;
+  p->depthwise = p->group == c;
+  p->pointwise = h.kernel == 1 && w.kernel == 1 && h.stride == 1 && w.stride == 1 &&
+                 h.pad_begin == 0 && h.pad_end == 0 && w.pad_begin == 0 && w.pad_end == 0;
+}
+
 Status ParseConv(const Node& node, const Graph& graph, ConvParams* p) {
   EI_RETURN_IF_ERROR(CheckInputs(node, graph, 2, 3));
   EI_RETURN_IF_ERROR(ParseActivation(node, &p->act));
@@ -77,10 +85,7 @@ Status ParseConv(const Node& node, const Graph& graph, ConvParams* p) {
   const int64_t gemm_k = (c / p->group) * p->h.kernel * p->w.kernel;
   if (out_plane > INT_MAX || gemm_k > INT_MAX)
     return NodeUnsupported(node, "output plane or C/group*kh*kw exceeds the BLAS int range");
-  p->depthwise = p->group == c;
-  p->pointwise = p->h.kernel == 1 && p->w.kernel == 1 && p->h.stride == 1 && p->w.stride == 1 &&
-                 p->h.pad_begin == 0 && p->h.pad_end == 0 && p->w.pad_begin == 0 &&
-                 p->w.pad_end == 0;
+  ChooseKernel(c, p);
   return Status::Ok();
 }
 

@@ -197,7 +197,7 @@ Status SpatialOutput(const Node& node, const Dims& x, int spatial, const WindowA
                      bool ceil_mode, Dims* out) {
   int64_t plane = 1;
   for (int i = 0; i < spatial; ++i) {
-    int64_t len;
+    int64_t len = 0;
     EI_RETURN_IF_ERROR(OutputLength(node, x[2 + i], axes[i], ceil_mode, &len));
     out->push_back(len);
     // Every factor is below 2^34 (dims and window attributes are below 2^31).

@@ -66,7 +66,7 @@ size_t Align64(size_t v) { return (v + 63) / 64 * 64; }
 size_t ScratchBytes(WeightFormat format, int64_t m, int64_t k) {
   if (format == WeightFormat::kFp16) return 0;
   const auto codes = static_cast<size_t>(m) * static_cast<size_t>(Int8PaddedK(k));
-  const size_t corr = format == WeightFormat::kQ4 ? codes : 0;  // Kp/4 int32 = Kp bytes per row
+  const size_t corr = format == WeightFormat::kQ4 ? codes / 8 : 0;  // Kp/32 int32 per row
   return Align64(codes) + Align64(corr) + static_cast<size_t>(m) * sizeof(float);
 }
 
@@ -75,12 +75,12 @@ QuantizedActs ActsLayout(WeightFormat format, int64_t m, int64_t k, void* scratc
   a.m = m;
   a.kp = Int8PaddedK(k);
   auto* base = static_cast<uint8_t*>(scratch);
-  const size_t codes = Align64(static_cast<size_t>(m * a.kp));
+  const auto codes = static_cast<size_t>(m * a.kp);
   a.q = reinterpret_cast<int8_t*>(base);
-  size_t offset = codes;
+  size_t offset = Align64(codes);
   if (format == WeightFormat::kQ4) {
     a.corr = reinterpret_cast<int32_t*>(base + offset);
-    offset += codes;
+    offset += Align64(codes / 8);
   }
   a.scales = reinterpret_cast<float*>(base + offset);
   return a;

@@ -9,11 +9,12 @@
 // Arithmetic (the scalar kernels in qgemm_scalar.cc are the specification):
 //   kInt8  y = float(sum_k qx[m][k] * qw[n][k]) * (sx[m] * sw[n]) + bias[n], int32 sums
 //          (|sum| <= K * 127^2, exact for K < 133000).
-//   kQ4    y = (sum_b fp16(d[n][b]) * float(sum_{k in b} qx[m][k] * (code - 8))) * sx[m] + bias[n]
-//   kFp16  y = sum_k float(w[n][k]) * x[m][k] + bias[n]
-// Every level reproduces the integer sums exactly; only the float accumulation order differs
-// (kQ4 per-block sums, kFp16), and the final scaling may be fused, so results agree within a
-// few float roundings.
+//          y = fma(float(sum), sx[m] * sw[n], bias[n])
+//   kQ4    acc = 0; for each block b: acc = fma(fp16(d[n][b]), float(sum_b), acc), with sum_b the
+//          int32 sum over the block of qx[m][k] * (code - 8); y = fma(acc, sx[m], bias[n])
+//   kFp16  y = sum_k float(w[n][k]) * x[m][k] + bias[n], float accumulation
+// kInt8 and kQ4 results are bit-identical at every level (exact integer sums, the same fused
+// float steps in the same order); kFp16 sums in a level-specific order (a few roundings apart).
 //
 // The integer tricks (why the activation layout below has what it has):
 //   - x86 has no s8 x s8 multiply-add. AVX2's vpmaddubsw is u8 x s8 -> s16 pairs, so for int8
@@ -21,8 +22,9 @@
 //     2 * 127 * 127 = 32258 and never saturates. AVX-512 has no vpsignb, so the VNNI kernel feeds
 //     u8 (x + 128) to vpdpbusd and subtracts 128 * row_sums[n] (stored with the weights).
 //   - Q4 codes are already unsigned (0..15), so x86 multiplies code (u8) by x (s8) and adds the
-//     offset correction corr = -8 * (sum of each 4 activations), laid out to match the int32 lanes
-//     of vpmaddwd / vpdpbusd, once per block: pair sums are at most 2 * 15 * 127, no saturation.
+//     block's offset correction corr = -8 * sum(x) after the block. A vpmaddubsw pair sum is at
+//     most 2 * 15 * 127 = 3810, so AVX2 adds the 8 products of a whole block in int16 (<= 30480)
+//     before widening once per block.
 //   - Arm's sdot (and smull/sadalp without dotprod) is s8 x s8: no trick needed.
 #pragma once
 
@@ -49,7 +51,7 @@ size_t ScratchBytes(WeightFormat format, int64_t m, int64_t k);
 
 // Quantized activations, in scratch (64-byte aligned recommended, 4 required):
 //   int8_t  q[M][Kp]        x[m][k] ~= scales[m] * q[m][k] (QuantizeActRow), pad columns 0
-//   int32_t corr[M][Kp/4]   kQ4 only: Q4Correction of each row
+//   int32_t corr[M][Kp/32]  kQ4 only: Q4Correction of each row
 //   float   scales[M]
 struct QuantizedActs {
   int64_t m = 0;

@@ -8,6 +8,7 @@
 #include <immintrin.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "inference/quant/fp16.h"
 #include "inference/quant/qgemm_kernels.h"
@@ -95,15 +96,21 @@ float QuantizeRow(const float* x, int64_t k, int8_t* q, int64_t kp) {
   return zero ? 0.f : amax / kInt8Max;
 }
 
-// corr[j] = -8 * (q[4j] + ... + q[4j+3]): maddubs(8, q) gives 8 * pair sums, madd(-1) adds pairs.
+// corr[b] = -8 * (sum of block b's 32 codes), four blocks at a time: maddubs(1, q) adds pairs,
+// madd(-8) adds pairs of those times -8, HSum4 adds each block's 8 lanes.
 void Q4Corr(const int8_t* q, int64_t kp, int32_t* corr) {
-  const __m256i eight = _mm256_set1_epi8(8);
-  const __m256i minus_one = _mm256_set1_epi16(-1);
-  for (int64_t k = 0; k < kp; k += 32) {
-    const __m256i pairs =
-        _mm256_maddubs_epi16(eight, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + k)));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(corr + k / 4),
-                        _mm256_madd_epi16(pairs, minus_one));
+  const __m256i one = _mm256_set1_epi8(1);
+  const __m256i minus_eight = _mm256_set1_epi16(-8);
+  __m256i lanes[4];
+  const int64_t kb = kp / kQ4BlockSize;
+  for (int64_t b0 = 0; b0 < kb; b0 += 4) {
+    const int count = static_cast<int>(kb - b0 < 4 ? kb - b0 : 4);
+    for (int i = 0; i < count; ++i) {
+      const __m256i v =
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + (b0 + i) * kQ4BlockSize));
+      lanes[i] = _mm256_madd_epi16(_mm256_maddubs_epi16(one, v), minus_eight);
+    }
+    ReduceAll(lanes, count, corr + b0);
   }
 }
 
@@ -143,54 +150,67 @@ void Int8Tile(const QGemmProblem& p, const QuantizedActs& a, int64_t m0, int64_t
     for (int j = 0; j < NR; ++j) {
       const float scale = a.scales[m0 + i] * p.w.scales[n0 + j];
       p.y[(m0 + i) * p.ldy + n0 + j] =
-          static_cast<float>(sums[i * NR + j]) * scale + BiasAt(p, n0 + j);
+          std::fma(static_cast<float>(sums[i * NR + j]), scale, BiasAt(p, n0 + j));
     }
   }
 }
 
-// The 32 codes of a block in element order: both 128-bit lanes get the 16 bytes, the upper lane
-// is shifted right by 4 (per 64 bits; the mask drops what crosses from the next byte).
-__m256i UnpackQ4(const uint8_t* qs) {
-  const __m256i v =
-      _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
-  const __m256i shifted = _mm256_srlv_epi64(v, _mm256_setr_epi64x(0, 0, 4, 4));
-  return _mm256_and_si256(shifted, _mm256_set1_epi8(0x0F));
+int32_t Load4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
 }
 
-template <int MR, int NR>
-void Q4Tile(const QGemmProblem& p, const QuantizedActs& a, int64_t m0, int64_t n0) {
+// y[m][8g + r] = fma(acc[r], sx, bias[8g + r]) for the rows of group g that exist.
+void StoreGroup(const QGemmProblem& p, int64_t m, int64_t g, __m256 acc, float sx) {
+  const int64_t n0 = g * kQ4RowGroup;
+  const int64_t valid = p.w.n - n0 < kQ4RowGroup ? p.w.n - n0 : kQ4RowGroup;
+  float bias[kQ4RowGroup] = {};
+  for (int64_t r = 0; r < valid && p.bias != nullptr; ++r) bias[r] = p.bias[n0 + r];
+  const __m256 y = _mm256_fmadd_ps(acc, _mm256_set1_ps(sx), _mm256_loadu_ps(bias));
+  if (valid == kQ4RowGroup) return _mm256_storeu_ps(p.y + m * p.ldy + n0, y);
+  float out[kQ4RowGroup];
+  _mm256_storeu_ps(out, y);
+  for (int64_t r = 0; r < valid; ++r) p.y[m * p.ldy + n0 + r] = out[r];
+}
+
+// MR rows of X times one group of 8 weight rows; lane r of every vector is weight row 8g + r.
+template <int MR>
+void Q4Tile(const QGemmProblem& p, const QuantizedActs& a, int64_t m0, int64_t g) {
   const int64_t kb = Q4BlocksPerRow(p.w.k);
-  const BlockQ4* w = static_cast<const BlockQ4*>(p.w.data) + n0 * kb;
-  const int8_t* x = a.q + m0 * a.kp;
-  const int32_t* corr = a.corr + m0 * (a.kp / 4);
+  const BlockQ4x8* blocks = static_cast<const BlockQ4x8*>(p.w.data) + g * kb;
+  const __m256i low = _mm256_set1_epi8(0x0F);
   const __m256i ones = _mm256_set1_epi16(1);
-  __m256 acc[MR][NR];
-  for (auto& row : acc) {
-    for (auto& v : row) v = _mm256_setzero_ps();
-  }
+  __m256 acc[MR];
+  for (auto& v : acc) v = _mm256_setzero_ps();
   for (int64_t b = 0; b < kb; ++b) {
+    const BlockQ4x8& blk = blocks[b];
+    __m256i sum16[MR];
+    for (auto& v : sum16) v = _mm256_setzero_si256();
 #pragma GCC unroll 4
-    for (int j = 0; j < NR; ++j) {
-      const BlockQ4& blk = w[j * kb + b];
-      const __m256i q = UnpackQ4(blk.qs);
-      const __m256 d = _mm256_set1_ps(_cvtsh_ss(blk.d));
+    for (int c = 0; c < 4; ++c) {  // chunk c: elements 4c..4c+3 (low), 16+4c.. (high nibbles)
+      const __m256i v = Load32(blk.qs + 32 * c);
+      const __m256i lo = _mm256_and_si256(v, low);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
 #pragma GCC unroll 4
       for (int i = 0; i < MR; ++i) {
-        // code (u8, <= 15) * x (s8): pair sums <= 3810, then + corr = sum (code - 8) * x.
-        const __m256i pairs = _mm256_maddubs_epi16(q, Load32(x + i * a.kp + b * 32));
-        const __m256i sum = _mm256_add_epi32(_mm256_madd_epi16(pairs, ones),
-                                             Load32(corr + i * (a.kp / 4) + b * 8));
-        acc[i][j] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sum), acc[i][j]);
+        const int8_t* x = a.q + (m0 + i) * a.kp + b * kQ4BlockSize + 4 * c;
+        // code (u8) * x (s8), x broadcast: the block's 8 pair sums add up to <= 30480 in int16.
+        sum16[i] = _mm256_add_epi16(
+            sum16[i], _mm256_maddubs_epi16(lo, _mm256_set1_epi32(Load4(x))));
+        sum16[i] = _mm256_add_epi16(
+            sum16[i], _mm256_maddubs_epi16(hi, _mm256_set1_epi32(Load4(x + 16))));
       }
     }
-  }
-  float sums[MR * NR];
-  ReduceAll(&acc[0][0], MR * NR, sums);
-  for (int i = 0; i < MR; ++i) {
-    for (int j = 0; j < NR; ++j) {
-      p.y[(m0 + i) * p.ldy + n0 + j] = sums[i * NR + j] * a.scales[m0 + i] + BiasAt(p, n0 + j);
+    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.d)));
+#pragma GCC unroll 4
+    for (int i = 0; i < MR; ++i) {
+      const __m256i corr = _mm256_set1_epi32(a.corr[(m0 + i) * (a.kp / kQ4BlockSize) + b]);
+      const __m256i sum = _mm256_add_epi32(_mm256_madd_epi16(sum16[i], ones), corr);
+      acc[i] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sum), acc[i]);
     }
   }
+  for (int i = 0; i < MR; ++i) StoreGroup(p, m0 + i, g, acc[i], a.scales[m0 + i]);
 }
 
 template <int MR, int NR>
@@ -237,7 +257,7 @@ void QuantizeActs(const QGemmProblem& p, void* scratch) {
   for (int64_t m = 0; m < p.m; ++m) {
     int8_t* q = a.q + m * a.kp;
     a.scales[m] = QuantizeRow(p.x + m * p.ldx, p.w.k, q, a.kp);
-    if (a.corr != nullptr) Q4Corr(q, a.kp, a.corr + m * (a.kp / 4));
+    if (a.corr != nullptr) Q4Corr(q, a.kp, a.corr + m * (a.kp / kQ4BlockSize));
   }
 }
 
@@ -250,9 +270,7 @@ void GemmInt8(const QGemmProblem& p, const void* scratch) {
 
 void GemmQ4(const QGemmProblem& p, const void* scratch) {
   const QuantizedActs a = ActsOf(p, scratch);
-  ForEachTile(p.m, p.w.n, [&]<int MR, int NR>(int64_t m0, int64_t n0) {
-    Q4Tile<MR, NR>(p, a, m0, n0);
-  });
+  ForEachQ4Tile(p.m, p.w.n, [&]<int MR>(int64_t m0, int64_t g) { Q4Tile<MR>(p, a, m0, g); });
 }
 
 void GemmFp16(const QGemmProblem& p, const void* /*scratch*/) {

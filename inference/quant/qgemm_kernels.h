@@ -72,4 +72,15 @@ inline void ForEachTile(int64_t m, int64_t n, Tile&& tile) {
   }
 }
 
+// For kQ4: calls tile.template operator()<MR>(m0, g) over blocks of MR rows of X and groups g of
+// 8 weight rows: each group's blocks stay in L1 while every row of X passes over them.
+template <class Tile>
+inline void ForEachQ4Tile(int64_t m, int64_t n, Tile&& tile) {
+  for (int64_t g = 0; g < Q4RowGroups(n); ++g) {
+    int64_t m0 = 0;
+    for (; m0 + 4 <= m; m0 += 4) tile.template operator()<4>(m0, g);
+    for (; m0 < m; ++m0) tile.template operator()<1>(m0, g);
+  }
+}
+
 }  // namespace edgeinfer::quant

@@ -16,11 +16,12 @@ const char* WeightFormatName(WeightFormat f) {
 
 size_t WeightBytes(WeightFormat f, int64_t n, int64_t k) {
   const auto un = static_cast<size_t>(n);
+
   switch (f) {
     case WeightFormat::kInt8:
       return un * static_cast<size_t>(Int8PaddedK(k)) + un * (sizeof(float) + sizeof(int32_t));
     case WeightFormat::kQ4:
-      return un * static_cast<size_t>(Q4BlocksPerRow(k)) * sizeof(BlockQ4);
+      return static_cast<size_t>(Q4RowGroups(n) * Q4BlocksPerRow(k)) * sizeof(BlockQ4x8);
     case WeightFormat::kFp16:
       return un * static_cast<size_t>(k) * sizeof(uint16_t);
   }
@@ -53,7 +54,8 @@ QuantWeights SliceRows(const QuantWeights& w, int64_t n_begin, int64_t n_end) {
       s.row_sums = w.row_sums + n_begin;
       break;
     case WeightFormat::kQ4:
-      s.data = base + n_begin * Q4BlocksPerRow(w.k) * static_cast<int64_t>(sizeof(BlockQ4));
+      s.data = base + n_begin / kQ4RowGroup * Q4BlocksPerRow(w.k) *
+                          static_cast<int64_t>(sizeof(BlockQ4x8));
       break;
     case WeightFormat::kFp16:
       s.data = base + n_begin * w.k * static_cast<int64_t>(sizeof(uint16_t));

@@ -50,6 +50,39 @@ void QuantizeInt8Weights(const float* w, int64_t n, int64_t k, void* blob) {
   }
 }
 
+// Quantizes each (row, block) and scatters its scale and codes into the 8-row groups.
+void QuantizeQ4Weights(const float* w, int64_t n, int64_t k, BlockQ4x8* blocks) {
+  const int64_t kb = Q4BlocksPerRow(k);
+  std::memset(blocks, 0, static_cast<size_t>(Q4RowGroups(n) * kb) * sizeof(BlockQ4x8));
+  uint8_t codes[kQ4BlockSize];
+  for (int64_t row = 0; row < Q4RowGroups(n) * kQ4RowGroup; ++row) {
+    const int r = static_cast<int>(row % kQ4RowGroup);
+    for (int64_t b = 0; b < kb; ++b) {
+      BlockQ4x8& out = blocks[row / kQ4RowGroup * kb + b];
+      const int64_t begin = b * kQ4BlockSize;
+      const int64_t count = row < n ? std::min(kQ4BlockSize, k - begin) : 0;  // pad rows: 0
+      const float* src = row < n ? w + row * k + begin : w;
+      QuantizeBlockQ4(src, count, &out.d[r], codes);
+      for (int j = 0; j < kQ4BlockSize; ++j) {
+        out.qs[Q4CodeByte(r, j)] |= static_cast<uint8_t>(codes[j] << Q4CodeShift(j));
+      }
+    }
+  }
+}
+
+void DequantizeQ4Weights(const QuantWeights& w, float* out) {
+  const int64_t kb = Q4BlocksPerRow(w.k);
+  const auto* blocks = static_cast<const BlockQ4x8*>(w.data);
+  for (int64_t row = 0; row < w.n; ++row) {
+    const int r = static_cast<int>(row % kQ4RowGroup);
+    for (int64_t i = 0; i < w.k; ++i) {
+      const BlockQ4x8& b = blocks[row / kQ4RowGroup * kb + i / kQ4BlockSize];
+      const int j = static_cast<int>(i % kQ4BlockSize);
+      out[row * w.k + i] = Fp16ToFp32(b.d[r]) * static_cast<float>(Q4Code(b, r, j) - 8);
+    }
+  }
+}
+
 }  // namespace
 
 float QuantizeInt8Row(const float* w, int64_t k, int8_t* q) {
@@ -61,7 +94,8 @@ float QuantizeInt8Row(const float* w, int64_t k, int8_t* q) {
   return scale;
 }
 
-void QuantizeBlockQ4(const float* w, int64_t count, BlockQ4* out) {
+void QuantizeBlockQ4(const float* w, int64_t count, uint16_t* d_out,
+                     uint8_t codes[kQ4BlockSize]) {
   float max_pos = 0.f, max_neg = 0.f;  // largest positive value, largest negative magnitude
   for (int64_t i = 0; i < count; ++i) {
     if (w[i] > max_pos) max_pos = w[i];
@@ -72,24 +106,12 @@ void QuantizeBlockQ4(const float* w, int64_t count, BlockQ4* out) {
   const float d_pos_low = std::max(max_pos / 8.f, max_neg / 7.f);
   float d = d_neg_low <= d_pos_low ? d_neg_low : -d_pos_low;
   if (std::max(max_pos, max_neg) < kTinyScaleLimit) d = 0.f;
-  out->d = ScaleToFp16RoundUp(d);
-  const float ds = Fp16ToFp32(out->d);
+  *d_out = ScaleToFp16RoundUp(d);
+  const float ds = Fp16ToFp32(*d_out);
   const float inv = ds != 0.f ? 1.f / ds : 0.f;
-  uint8_t codes[kQ4BlockSize];
   for (int64_t i = 0; i < kQ4BlockSize; ++i) {
     const float v = i < count ? w[i] * inv : 0.f;
     codes[i] = static_cast<uint8_t>(RoundClamped(v, -8.f, 7.f) + 8);
-  }
-  for (int j = 0; j < kQ4BlockSize / 2; ++j) {
-    out->qs[j] = static_cast<uint8_t>(codes[j] | (codes[j + kQ4BlockSize / 2] << 4));
-  }
-}
-
-void DequantizeBlockQ4(const BlockQ4& b, float out[kQ4BlockSize]) {
-  const float d = Fp16ToFp32(b.d);
-  for (int j = 0; j < kQ4BlockSize / 2; ++j) {
-    out[j] = d * static_cast<float>((b.qs[j] & 0x0F) - 8);
-    out[j + kQ4BlockSize / 2] = d * static_cast<float>((b.qs[j] >> 4) - 8);
   }
 }
 
@@ -97,17 +119,8 @@ void QuantizeWeights(WeightFormat f, const float* w, int64_t n, int64_t k, void*
   switch (f) {
     case WeightFormat::kInt8:
       return QuantizeInt8Weights(w, n, k, blob);
-    case WeightFormat::kQ4: {
-      auto* blocks = static_cast<BlockQ4*>(blob);
-      const int64_t kb = Q4BlocksPerRow(k);
-      for (int64_t r = 0; r < n; ++r) {
-        for (int64_t b = 0; b < kb; ++b) {
-          const int64_t begin = b * kQ4BlockSize;
-          QuantizeBlockQ4(w + r * k + begin, std::min(kQ4BlockSize, k - begin), &blocks[r * kb + b]);
-        }
-      }
-      return;
-    }
+    case WeightFormat::kQ4:
+      return QuantizeQ4Weights(w, n, k, static_cast<BlockQ4x8*>(blob));
     case WeightFormat::kFp16:
       return Fp32ToFp16Row(w, static_cast<uint16_t*>(blob), n * k, CpuLevel::kScalar);
   }
@@ -123,20 +136,8 @@ void DequantizeWeights(const QuantWeights& w, float* out) {
       }
       return;
     }
-    case WeightFormat::kQ4: {
-      const auto* blocks = static_cast<const BlockQ4*>(w.data);
-      const int64_t kb = Q4BlocksPerRow(w.k);
-      float tmp[kQ4BlockSize];
-      for (int64_t r = 0; r < w.n; ++r) {
-        for (int64_t b = 0; b < kb; ++b) {
-          DequantizeBlockQ4(blocks[r * kb + b], tmp);
-          const int64_t begin = b * kQ4BlockSize;
-          const int64_t count = std::min(kQ4BlockSize, w.k - begin);
-          std::memcpy(out + r * w.k + begin, tmp, static_cast<size_t>(count) * sizeof(float));
-        }
-      }
-      return;
-    }
+    case WeightFormat::kQ4:
+      return DequantizeQ4Weights(w, out);
     case WeightFormat::kFp16:
       return Fp16ToFp32Row(static_cast<const uint16_t*>(w.data), out, w.n * w.k,
                            CpuLevel::kScalar);
@@ -153,8 +154,10 @@ float QuantizeActRow(const float* x, int64_t k, int8_t* q, int64_t kp) {
 }
 
 void Q4Correction(const int8_t* q, int64_t kp, int32_t* corr) {
-  for (int64_t j = 0; j < kp / 4; ++j) {
-    corr[j] = -8 * (q[4 * j] + q[4 * j + 1] + q[4 * j + 2] + q[4 * j + 3]);
+  for (int64_t b = 0; b < kp / kQ4BlockSize; ++b) {
+    int32_t sum = 0;
+    for (int j = 0; j < kQ4BlockSize; ++j) sum += q[b * kQ4BlockSize + j];
+    corr[b] = -8 * sum;
   }
 }
 

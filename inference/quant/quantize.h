@@ -29,12 +29,12 @@ void DequantizeWeights(const QuantWeights& w, float* out);
 // One int8 weight row: q[0, k) = round(w / scale) in [-127, 127]; returns scale.
 float QuantizeInt8Row(const float* w, int64_t k, int8_t* q);
 
-// One Q4 block from `count` (<= 32) weights; the rest of the block is zero. d is chosen so every
-// value falls in [-8, 7] steps of d, with the larger-magnitude side mapped towards code 0 (-8 d)
-// when that gives the smaller |d| (so |d| is between max|w| / 8 and max|w| / 7), then rounded to
-// fp16 away from zero so the bound |d| / 2 still holds with the stored d.
-void QuantizeBlockQ4(const float* w, int64_t count, BlockQ4* out);
-void DequantizeBlockQ4(const BlockQ4& b, float out[kQ4BlockSize]);
+// One Q4 block from `count` (<= 32) weights, the rest of the block zero: its fp16 scale *d and
+// codes[32] (weight = d * (code - 8)). d is chosen so every value falls within [-8, 7] steps of d,
+// with the larger-magnitude side mapped towards code 0 (-8 d) when that gives the smaller |d| (so
+// |d| is between max|w| / 8 and max|w| / 7), then rounded to fp16 away from zero so the bound
+// |d| / 2 holds with the stored d.
+void QuantizeBlockQ4(const float* w, int64_t count, uint16_t* d, uint8_t codes[kQ4BlockSize]);
 
 // The activation code for x given inv_scale = 127 / max|row|: round half to even after clamping
 // to [-127, 127]. NaN becomes -127 (what the SIMD max/min instructions do), never UB.
@@ -49,8 +49,8 @@ inline int8_t QuantizeActValue(float x, float inv_scale) {
 // (NaN is skipped); q[0, k) = QuantizeActValue(x, 127 / max|x|), q[k, kp) = 0. Returns scale.
 float QuantizeActRow(const float* x, int64_t k, int8_t* q, int64_t kp);
 
-// The Q4 offset correction of a quantized activation row (kp a multiple of 4):
-// corr[j] = -8 * (q[4j] + q[4j+1] + q[4j+2] + q[4j+3]). See GemmQ4 in qgemm.h.
+// The Q4 offset correction of a quantized activation row (kp a multiple of 32), per block:
+// corr[b] = -8 * (q[32b] + ... + q[32b+31]). See qgemm.h.
 void Q4Correction(const int8_t* q, int64_t kp, int32_t* corr);
 
 }  // namespace edgeinfer::quant

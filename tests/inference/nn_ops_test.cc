@@ -811,7 +811,7 @@ TEST(NnRejectTest, ConvBadWindowAttributes) {
   Attrs huge;
   huge.Set("strides", std::vector<int64_t>{(1 << 30) + 1, (1 << 30) + 1});
   huge.Set("pads", std::vector<int64_t>{1 << 30, 1 << 30, 1 << 30, 1 << 30});
-  ExpectRejected("Conv", huge, ConvInputs({1, 2, 1, 1}, {2, 1, 1, 1}), "2^31");
+  ExpectRejected("Conv", huge, ConvInputs({1, 2, 1, 1}, {2, 2, 1, 1}), "2^31");
   Attrs ap;
   ap.Set("auto_pad", std::string("SAME_UPPER"));
   ExpectRejected("Conv", ap, ConvInputs(), "auto_pad");

@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "inference/onnx/onnx_model_info.h"
+#include "tests/inference/op_test_util.h"
 #include "tests/onnx/onnx_test_util.h"
 
 namespace edgeinfer {
@@ -187,6 +190,54 @@ TEST(OnnxImport, FileImportUsesStemAndReportsMissingFile) {
   ASSERT_TRUE(g.ok()) << g.status().ToString();
   EXPECT_EQ(g->info.name, "my_model");
   std::remove(path.c_str());
+}
+
+TEST(OnnxImport, RefusesExternalDataNamingTheTensor) {
+  OnnxBuilder b;
+  b.Input("x", {-1, 4}).Output("y", {-1, 4});
+  b.Init("k", {4}, {1, 2, 3, 4});
+  onnx::TensorProto* k = b.model().mutable_graph()->mutable_initializer(0);
+  k->clear_raw_data();
+  k->set_data_location(onnx::TensorProto::EXTERNAL);
+  auto* loc = k->add_external_data();
+  loc->set_key("location");
+  loc->set_value("k.bin");
+  b.Node("Add", {"x", "k"}, {"y"});
+  OnnxImportOptions no_check;  // the checker would look for k.bin first
+  no_check.run_checker = false;
+  ExpectError(ImportOnnxBytes(b.Bytes(), no_check), {"'k'", "external", "k.bin"});
+}
+
+// Bad input is expected: truncated or corrupted models fail with a Status, never crash.
+TEST(OnnxImport, CorruptedModelsFailCleanly) {
+  OnnxBuilder b = testing::OnnxBuilder(13);
+  b.Input("x", {-1, 1, 28, 28}).Output("y", {-1, 10});
+  b.Init("w", {10, 784}, edgeinfer::testing::RandomFloats(7840, 1));
+  b.IntInit("shape", {0, -1});
+  b.Node("Reshape", {"x", "shape"}, {"r"});
+  b.Node("Gemm", {"r", "w"}, {"g"}).Int("transB", 1);
+  b.Node("Relu", {"g"}, {"y"});
+  const std::string good = b.Bytes();
+  ASSERT_TRUE(ImportOnnxBytes(good).ok());
+  std::mt19937 rng(42);
+  int failed = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    std::string bad = good;
+    if (trial % 3 == 0) {
+      bad.resize(rng() % bad.size());
+    } else {
+      for (int flips = 1 + trial % 4; flips > 0; --flips)
+        bad[rng() % bad.size()] ^= 1 << (rng() % 8);
+    }
+    OnnxImportOptions options;
+    options.run_checker = trial % 2 == 0;
+    auto r = ImportOnnxBytes(bad, options);
+    if (!r.ok()) {
+      ++failed;
+      EXPECT_FALSE(r.status().message().empty());
+    }
+  }
+  EXPECT_GT(failed, 0);
 }
 
 }  // namespace

@@ -154,7 +154,9 @@ class OnnxBuilder {
       auto* dim = shape->add_dim();
       if (d == kUnknownDim) continue;
       if (d < 0) {
-        dim->set_dim_param(d == -1 ? "batch" : "n" + std::to_string(-d));
+        std::string param = "n";  // (appended: GCC 12 warns falsely on "n" + std::string)
+        param += std::to_string(-d);
+        dim->set_dim_param(d == -1 ? std::string("batch") : param);
       } else {
         dim->set_dim_value(d);
       }
