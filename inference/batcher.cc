@@ -7,6 +7,8 @@
 #include <system_error>
 #include <thread>
 
+#include "inference/session.h"
+
 namespace edgeinfer {
 
 namespace {

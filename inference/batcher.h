@@ -12,8 +12,10 @@
 //
 // Delivery: every accepted sample gets exactly one ResultSink::OnResult call, with its outputs
 // or with an error: a Run failure, kResourceExhausted when dropped by overflow or shed by
-// ShedOldest. Results are delivered from the worker thread, zero-copy: the output spans point
-// into the worker's session arena and are valid only during the call.
+// ShedOldest (reported from the thread that dropped it, after the lock is released, so a drop
+// report may arrive after results of later samples). Results are delivered from the worker thread,
+// zero-copy: the output spans point into the worker's session arena and are valid only during the
+// call.
 //
 // Ordering: with one worker, results arrive in submit order. With several workers, batches
 // may finish out of order; each Completion carries the sample's `sequence` (submit order) and
@@ -36,7 +38,6 @@
 
 #include "common/status.h"
 #include "inference/model.h"
-#include "inference/session.h"
 
 namespace edgeinfer {
 

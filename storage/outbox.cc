@@ -20,7 +20,7 @@ namespace {
 constexpr int64_t kSchemaVersion = 1;
 // Counted per row on top of its strings, so that a flood of tiny rows still meets the bound.
 constexpr int64_t kRowOverheadBytes = 32;
-constexpr int64_t kScanChunk = 64;          // rows read per pass when choosing rows to drop
+constexpr int64_t kScanChunk = 64;           // rows read per pass when choosing rows to drop
 constexpr int64_t kExpiryIntervalMs = 1000;  // the age bound is enforced at most this often
 constexpr int64_t kNoCutoff = std::numeric_limits<int64_t>::min();
 
@@ -79,9 +79,12 @@ std::string CorruptTag(int64_t unix_ms) {
 
 const char* SyncPragma(SyncLevel level) {
   switch (level) {
-    case SyncLevel::kOff: return "PRAGMA synchronous=OFF";
-    case SyncLevel::kNormal: return "PRAGMA synchronous=NORMAL";
-    case SyncLevel::kFull: return "PRAGMA synchronous=FULL";
+    case SyncLevel::kOff:
+      return "PRAGMA synchronous=OFF";
+    case SyncLevel::kNormal:
+      return "PRAGMA synchronous=NORMAL";
+    case SyncLevel::kFull:
+      return "PRAGMA synchronous=FULL";
   }
   return "PRAGMA synchronous=NORMAL";
 }
@@ -158,8 +161,7 @@ struct Outbox::Impl {
     sqlite::Stmt insert, claim, remove, oldest, set_meta;
   };
 
-  explicit Impl(OutboxOptions o)
-      : opt(std::move(o)), path(opt.state_dir + "/" + opt.file_name) {}
+  explicit Impl(OutboxOptions o) : opt(std::move(o)), path(opt.state_dir + "/" + opt.file_name) {}
 
   int64_t Now() const { return opt.clock(); }
 
@@ -227,8 +229,8 @@ struct Outbox::Impl {
   std::map<int64_t, MemRow> memory;  // memory fallback, in append order
   int64_t next_mem_key = 1;
   int64_t memory_bytes = 0;
-  std::unordered_map<int64_t, InFlight> in_flight;  // by claim id
-  std::unordered_set<int64_t> db_claimed;           // database ids in flight
+  std::unordered_map<int64_t, InFlight> in_flight;   // by claim id
+  std::unordered_set<int64_t> db_claimed;            // database ids in flight
   std::unordered_map<int64_t, Undeleted> undeleted;  // database ids acked, not yet deleted
   int64_t undeleted_since_ms = 0;                    // when the oldest of them was acked
   int64_t next_token = 1;
@@ -564,10 +566,7 @@ Status Outbox::Impl::DeleteVictims(const std::vector<Victim>& victims) {
 Status Outbox::Impl::WriteCounters(int64_t extra_rows, int64_t extra_bytes) {
   EI_RETURN_IF_ERROR(
       st->set_meta.Use().BindText(1, "dropped_rows").Bind(2, dropped_rows + extra_rows).Run());
-  return st->set_meta.Use()
-      .BindText(1, "dropped_bytes")
-      .Bind(2, dropped_bytes + extra_bytes)
-      .Run();
+  return st->set_meta.Use().BindText(1, "dropped_bytes").Bind(2, dropped_bytes + extra_bytes).Run();
 }
 
 Status Outbox::Impl::PersistCounters() {

@@ -81,7 +81,7 @@ struct AppendReport {
 };
 
 struct OutboxStats {
-  int64_t depth_rows = 0;  // undelivered rows (database + memory), including in flight
+  int64_t depth_rows = 0;  // unacked rows (database + memory), including in flight
   int64_t depth_bytes = 0;
   int64_t in_flight_rows = 0;
   int64_t memory_rows = 0;  // of depth, held in memory because the database failed

@@ -23,12 +23,12 @@ namespace {
 // DotLane<l>: lane i of acc + sum_j a[4i + j] * b[4l + j], i.e. 4 rows of 4 codes times the same 4
 // activations (Q4: a group's chunk holds 4 rows x 4 elements per 16 bytes).
 struct Sdot {
-  __attribute__((target("+dotprod"))) static int32x4_t Dot(int32x4_t acc, int8x16_t a,
+  __attribute__((target("arch=armv8.2-a+dotprod"))) static int32x4_t Dot(int32x4_t acc, int8x16_t a,
                                                             int8x16_t b) {
     return vdotq_s32(acc, a, b);
   }
   template <int kLane>
-  __attribute__((target("+dotprod"))) static int32x4_t DotLane(int32x4_t acc, int8x16_t a,
+  __attribute__((target("arch=armv8.2-a+dotprod"))) static int32x4_t DotLane(int32x4_t acc, int8x16_t a,
                                                                 int8x16_t b) {
     return vdotq_laneq_s32(acc, a, b, kLane);
   }
@@ -237,11 +237,11 @@ void GemmInt8(const QGemmProblem& p, const void* scratch) { GemmInt8With<Plain>(
 void GemmQ4(const QGemmProblem& p, const void* scratch) { GemmQ4With<Plain>(p, scratch); }
 // Sdot::Dot can only be inlined into code compiled for dotprod: flatten inlines the whole kernel
 // (tiles included) into these two functions, which are.
-__attribute__((target("+dotprod"), flatten)) void GemmInt8Dot(const QGemmProblem& p,
+__attribute__((target("arch=armv8.2-a+dotprod"), flatten)) void GemmInt8Dot(const QGemmProblem& p,
                                                                const void* scratch) {
   GemmInt8With<Sdot>(p, scratch);
 }
-__attribute__((target("+dotprod"), flatten)) void GemmQ4Dot(const QGemmProblem& p,
+__attribute__((target("arch=armv8.2-a+dotprod"), flatten)) void GemmQ4Dot(const QGemmProblem& p,
                                                              const void* scratch) {
   GemmQ4With<Sdot>(p, scratch);
 }

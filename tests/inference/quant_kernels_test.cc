@@ -17,6 +17,7 @@
 #include "inference/quant/cpu_features.h"
 #include "inference/quant/fp16.h"
 #include "inference/quant/qgemm.h"
+#include "inference/quant/qgemm_kernels.h"  // the NEON variants, tested one by one
 #include "inference/quant/quant_types.h"
 #include "inference/quant/quantize.h"
 
@@ -176,7 +177,9 @@ TEST(QuantCpuFeatures, DetectedLevelIsSupportedAndBest) {
   EXPECT_TRUE(CpuSupports(detected));
 #if defined(__x86_64__)
   EXPECT_FALSE(CpuSupports(CpuLevel::kNeon));
-  if (CpuSupports(CpuLevel::kAvx512Vnni)) EXPECT_TRUE(CpuSupports(CpuLevel::kAvx2));
+  if (CpuSupports(CpuLevel::kAvx512Vnni)) {
+    EXPECT_TRUE(CpuSupports(CpuLevel::kAvx2));
+  }
   const CpuLevel expected = CpuSupports(CpuLevel::kAvx512Vnni) ? CpuLevel::kAvx512Vnni
                             : CpuSupports(CpuLevel::kAvx2)     ? CpuLevel::kAvx2
                                                                : CpuLevel::kScalar;
@@ -286,7 +289,7 @@ TEST(QuantFp16, FloatToHalfMatchesScalarAtEveryLevel) {
   std::vector<float> in;
   for (int i = 0; i < 1 << 20; ++i) in.push_back(FromBits(rng()));
   // Every float in [2^-26, 2^17), all signs of rounding: subnormals, ties, overflow.
-  for (uint32_t u = 0x32800000u; u < 0x48000000u; u += 61) {
+  for (uint32_t u = 0x32800000u; u < 0x48000000u; u += 257) {
     in.push_back(FromBits(u));
     in.push_back(-FromBits(u));
   }
@@ -331,7 +334,9 @@ TEST(QuantQuantize, Int8RoundTripWithinHalfScale) {
       for (int64_t i = 0; i < Int8PaddedK(k); ++i) {
         const int8_t c = q[r * Int8PaddedK(k) + i];
         ASSERT_GE(c, -127);
-        if (i >= k) ASSERT_EQ(c, 0) << "pad column " << i;
+        if (i >= k) {
+          ASSERT_EQ(c, 0) << "pad column " << i;
+        }
         sum += c;
       }
       EXPECT_EQ(v.row_sums[r], sum);
@@ -575,9 +580,26 @@ TEST(QuantGemm, StridesWithoutBiasWriteOnlyTheOutput) {
   }
 }
 
+// Bound on |w' - w| for weight (n, k) from the format's scales: sw / 2 (int8), |d| / 2 (q4), half
+// an fp16 ulp (fp16).
+double WeightErrorBound(Weights& w, int64_t n, int64_t k) {
+  const QuantWeights v = w.view();
+  switch (w.format) {
+    case WeightFormat::kInt8:
+      return v.scales[n] / 2.0;
+    case WeightFormat::kQ4: {
+      const auto* blocks = static_cast<const BlockQ4x8*>(v.data);
+      const BlockQ4x8& b = blocks[n / kQ4RowGroup * Q4BlocksPerRow(w.k) + k / kQ4BlockSize];
+      return std::fabs(Fp16ToFp32(b.d[n % kQ4RowGroup])) / 2.0;
+    }
+    case WeightFormat::kFp16:
+      return std::fabs(w.floats[n * w.k + k]) * std::ldexp(1.0, -11);
+  }
+  return 0;
+}
+
 // The quantized product against a float GEMM of the original weights, within the bound the
-// scales give: |w'x' - wx| <= |w'| sx / 2 + |x| sw / 2 per product (sw = |d| for q4, half an
-// fp16 ulp for fp16), plus float rounding.
+// scales give: |w'x' - wx| <= |w'| sx / 2 + |x| |w' - w| per product, plus float rounding.
 TEST(QuantGemm, CloseToFloatGemmWithinScaleBound) {
   const Shape s = {3, 300, 21};
   for (WeightFormat f : kFormats) {
@@ -589,15 +611,14 @@ TEST(QuantGemm, CloseToFloatGemmWithinScaleBound) {
       const std::vector<float> y = RunGemm(level, w, s.m, x, bias.data());
       for (int64_t i = 0; i < s.m; ++i) {
         const ActRow a = QuantizeAct(&x[i * s.k], s.k);
-        const float sx = f == WeightFormat::kFp16 ? 0.f : a.scale;
+        const double sx = f == WeightFormat::kFp16 ? 0.0 : a.scale;  // fp16 uses x as is
         for (int64_t j = 0; j < s.n; ++j) {
           double exact = bias[j], bound = 0, mag = std::fabs(bias[j]);
           for (int64_t k = 0; k < s.k; ++k) {
-            const double wf = w.floats[j * s.k + k], xf = x[i * s.k + k];
-            const double wqk = wq[j * s.k + k];
-            exact += wf * xf;
-            bound += std::fabs(wqk) * sx / 2 + std::fabs(xf) * std::fabs(wqk - wf);
-            mag += std::fabs(wqk * xf) + std::fabs(wqk) * sx;
+            const double xf = x[i * s.k + k], wqk = wq[j * s.k + k];
+            exact += double{w.floats[j * s.k + k]} * xf;
+            bound += std::fabs(wqk) * sx / 2 + std::fabs(xf) * WeightErrorBound(w, j, k);
+            mag += std::fabs(wqk) * (std::fabs(xf) + sx);
           }
           bound = bound * 1.0001 + (2.0 * s.k + 16) * kEps * mag;
           ASSERT_LE(std::fabs(y[i * s.n + j] - exact), bound)
@@ -608,29 +629,40 @@ TEST(QuantGemm, CloseToFloatGemmWithinScaleBound) {
   }
 }
 
-// Every weight and activation at +-max over K = 4096: the largest sums the integer paths see
-// (4096 * 127 * 127 for int8; 4096 * 8 * 127 for q4) come out exactly, so nothing saturated.
+// The largest sums the integer paths see, over K = 4096: int8 weights and activations all at
+// +-127 (and x + 128 = 255 for VNNI); q4 codes 15 (and 0) against activations at 127, which fill
+// the int16 block sums of the AVX2 kernel to 30480. The result must equal the exact product of
+// the quantized values, so nothing saturated or wrapped, and be identical at every level.
 TEST(QuantGemm, ExtremeValuesDoNotSaturate) {
   const int64_t k = 4096, n = 9;
-  std::vector<float> wf(static_cast<size_t>(n * k)), x(static_cast<size_t>(2 * k));
-  for (int64_t j = 0; j < n; ++j) {
-    for (int64_t i = 0; i < k; ++i) {
-      // Row j: signs agree with x row 0 everywhere (j even) or disagree (j odd).
-      const float sign = (i % 3 == 0 ? 1.f : -1.f) * (j % 2 ? -1.f : 1.f);
-      wf[j * k + i] = 0.25f * sign;
-    }
-  }
+  std::vector<float> x(static_cast<size_t>(2 * k));
   for (int64_t i = 0; i < k; ++i) {
     x[i] = i % 3 == 0 ? 2.f : -2.f;
-    x[k + i] = 2.f;  // row 1: all +max, so the u8 (x + 128) path is at 255
+    x[k + i] = 2.f;
   }
   for (WeightFormat f : {WeightFormat::kInt8, WeightFormat::kQ4}) {
-    Weights w(f, n, k, wf);
-    const std::vector<float> ref = RunGemm(CpuLevel::kScalar, w, 2, x, nullptr);
-    // Per element: int8 0.25 (= 127 sw), q4 0.25 (= 8 |d| with d = 1/32), times 2 (= 127 sx).
+    std::vector<float> wf(static_cast<size_t>(n * k));
     for (int64_t j = 0; j < n; ++j) {
-      const float expected = (j % 2 ? -1.f : 1.f) * static_cast<float>(k) * 0.5f;
-      EXPECT_NEAR(ref[j], expected, std::fabs(expected) * 1e-6f) << WeightFormatName(f);
+      const float row_sign = j % 2 ? -1.f : 1.f;
+      for (int64_t i = 0; i < k; ++i) {
+        // int8: +-max everywhere. q4: one element per block slightly beyond the rest on the other
+        // side, so the rest get code 15 (d > 0) or, for negated rows, 15 with d < 0.
+        const float v = f == WeightFormat::kInt8 ? (i % 3 == 0 ? 0.25f : -0.25f)
+                        : i % 32 == 0             ? -2.f / 7.f
+                                                  : 0.25f;
+        wf[j * k + i] = v * row_sign;
+      }
+    }
+    Weights w(f, n, k, wf);
+    const std::vector<float> wq = w.Dequantized();
+    const std::vector<float> ref = RunGemm(CpuLevel::kScalar, w, 2, x, nullptr);
+    for (int64_t m = 0; m < 2; ++m) {
+      const ActRow a = QuantizeAct(&x[m * k], k);
+      for (int64_t j = 0; j < n; ++j) {
+        double exact = 0;
+        for (int64_t i = 0; i < k; ++i) exact += double{wq[j * k + i]} * a.scale * a.q[i];
+        EXPECT_NEAR(ref[m * n + j], exact, std::fabs(exact) * 1e-5 + 1e-6) << WeightFormatName(f);
+      }
     }
     for (CpuLevel level : TestedLevels()) {
       const std::vector<float> y = RunGemm(level, w, 2, x, nullptr);
@@ -743,6 +775,36 @@ TEST(QuantGemm, SlicedRowsMatchTheWholeProduct) {
     }
   }
 }
+
+#if defined(__aarch64__)
+// SelectQGemm picks one NEON variant per CPU; test the plain one on dotprod CPUs as well.
+TEST(QuantGemm, NeonPlainAndDotProdVariantsMatchScalar) {
+  const Shape s = {5, 100, 19};
+  for (WeightFormat f : {WeightFormat::kInt8, WeightFormat::kQ4}) {
+    Weights w(f, s.n, s.k, Random(static_cast<size_t>(s.n * s.k), 81));
+    const std::vector<float> x = Random(static_cast<size_t>(s.m * s.k), 82);
+    const std::vector<float> ref = RunGemm(CpuLevel::kScalar, w, s.m, x, nullptr);
+    std::vector<GemmFn> variants = {f == WeightFormat::kInt8 ? neon::GemmInt8 : neon::GemmQ4};
+    if (CpuHasArmDotProd()) {
+      variants.push_back(f == WeightFormat::kInt8 ? neon::GemmInt8Dot : neon::GemmQ4Dot);
+    }
+    for (GemmFn gemm : variants) {
+      QGemmProblem p;
+      p.m = s.m;
+      p.x = x.data();
+      p.ldx = s.k;
+      p.w = w.view();
+      std::vector<float> y(static_cast<size_t>(s.m * s.n));
+      p.y = y.data();
+      p.ldy = s.n;
+      Aligned scratch(ScratchBytes(f, s.m, s.k));
+      neon::QuantizeActs(p, scratch.get());
+      gemm(p, scratch.get());
+      for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(Bits(y[i]), Bits(ref[i]));
+    }
+  }
+}
+#endif
 
 }  // namespace
 }  // namespace edgeinfer::quant
