@@ -41,7 +41,9 @@ Result<int> DefaultOpset(const onnx::ModelProto& m) {
     if (!o.domain().empty() && o.domain() != "ai.onnx") continue;
     if (o.version() < kMinOpset || o.version() > kMaxOpset)
       return Status::Unsupported("opset " + std::to_string(o.version()) +
-                                 " of the default ONNX domain is not supported (11 to 17)");
+                                 " of the default ONNX domain is not supported (" +
+                                 std::to_string(kMinOpset) + " to " + std::to_string(kMaxOpset) +
+                                 ")");
     return static_cast<int>(o.version());
   }
   return Status::InvalidArgument("the model imports no opset of the default ONNX domain");

@@ -1,4 +1,5 @@
-// Imports an ONNX model into edgeinfer's graph (docs/ops.md).
+// Imports an ONNX model into edgeinfer's graph (docs/ops.md); what is supported and refused
+// is listed in inference/onnx/README.md.
 #pragma once
 
 #include <string>
@@ -15,10 +16,13 @@ struct OnnxImportOptions {
   bool optimize = true;
 };
 
-// Reads, checks and lowers an ONNX file (opsets 11 to 17 of the default domain, float32 inputs
-// and outputs, a dynamic dim 0 becomes the batch). An unsupported op or attribute fails naming the
-// node and the op. The returned graph owns its constants and has been validated by every op's
-// infer.
+// Reads, checks and lowers an ONNX file: opsets 11 to 17 of the default domain, float32
+// inputs and outputs, a dynamic dim 0 of an input becomes the batch (any other dynamic dim is
+// refused). Errors: NotFound/IOError for the file; InvalidArgument for bytes that are not a
+// valid model (ONNX's checker message included); Unsupported for an op, attribute value,
+// opset or type edgeinfer does not handle, naming the node ("node 'conv1' (Conv): ...") or
+// the tensor. Never throws. The returned graph owns its constants, carries ModelInfo from
+// metadata_props and has passed ValidateGraph. Thread-safe (no shared state).
 Result<Graph> ImportOnnxFile(const std::string& path, const OnnxImportOptions& options = {});
 // The same for a serialized ModelProto in memory.
 Result<Graph> ImportOnnxBytes(const std::string& bytes, const OnnxImportOptions& options = {});

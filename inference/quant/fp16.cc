@@ -25,7 +25,7 @@ float FromBits(uint32_t u) {
 
 #if defined(__x86_64__)
 __attribute__((target("avx,f16c"))) void Fp16ToFp32RowF16c(const uint16_t* in, float* out,
-                                                            int64_t n) {
+                                                           int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
     const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i));
@@ -35,7 +35,7 @@ __attribute__((target("avx,f16c"))) void Fp16ToFp32RowF16c(const uint16_t* in, f
 }
 
 __attribute__((target("avx,f16c"))) void Fp32ToFp16RowF16c(const float* in, uint16_t* out,
-                                                            int64_t n) {
+                                                           int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
     const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT);
@@ -85,8 +85,8 @@ uint16_t Fp32ToFp16(float f) {
   const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000);
   u &= 0x7FFFFFFFu;
   if (u > 0x7F800000u) return sign | 0x7E00 | ((u >> 13) & 0x3FF);  // NaN: quiet, payload kept
-  if (u >= 0x47800000u) return sign | 0x7C00;                         // >= 65536: infinity
-  if (u < 0x38800000u) {                                              // below 2^-14: subnormal
+  if (u >= 0x47800000u) return sign | 0x7C00;                       // >= 65536: infinity
+  if (u < 0x38800000u) {                                            // below 2^-14: subnormal
     return sign | static_cast<uint16_t>(Bits(FromBits(u) + 0.5f) - Bits(0.5f));
   }
   const uint32_t mant_odd = (u >> 13) & 1;

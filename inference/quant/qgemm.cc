@@ -15,14 +15,18 @@ struct LevelKernels {
 using FormatRow = LevelKernels[kNumCpuLevels];
 
 #if defined(__x86_64__)
-#define EI_X86(q, g) {q, g}
+#define EI_X86(q, g) \
+  { q, g }
 #else
-#define EI_X86(q, g) {nullptr, nullptr}
+#define EI_X86(q, g) \
+  { nullptr, nullptr }
 #endif
 #if defined(__aarch64__)
-#define EI_NEON(q, g) {q, g}
+#define EI_NEON(q, g) \
+  { q, g }
 #else
-#define EI_NEON(q, g) {nullptr, nullptr}
+#define EI_NEON(q, g) \
+  { nullptr, nullptr }
 #endif
 
 constexpr FormatRow kTable[kNumWeightFormats] = {

@@ -7,8 +7,7 @@
 // (TFLite Micro's prepare/eval split). Single-threaded; callers may split N with SliceRows.
 //
 // Arithmetic (the scalar kernels in qgemm_scalar.cc are the specification):
-//   kInt8  y = float(sum_k qx[m][k] * qw[n][k]) * (sx[m] * sw[n]) + bias[n], int32 sums
-//          (|sum| <= K * 127^2, exact for K < 133000).
+//   kInt8  sum = sum_k qx[m][k] * qw[n][k] in int32 (|sum| <= K * 127^2: exact for K < 133000);
 //          y = fma(float(sum), sx[m] * sw[n], bias[n])
 //   kQ4    acc = 0; for each block b: acc = fma(fp16(d[n][b]), float(sum_b), acc), with sum_b the
 //          int32 sum over the block of qx[m][k] * (code - 8); y = fma(acc, sx[m], bias[n])
@@ -23,8 +22,8 @@
 //     u8 (x + 128) to vpdpbusd and subtracts 128 * row_sums[n] (stored with the weights).
 //   - Q4 codes are already unsigned (0..15), so x86 multiplies code (u8) by x (s8) and adds the
 //     block's offset correction corr = -8 * sum(x) after the block. A vpmaddubsw pair sum is at
-//     most 2 * 15 * 127 = 3810, so AVX2 adds the 8 products of a whole block in int16 (<= 30480)
-//     before widening once per block.
+//     most 2 * 15 * 127 = 3810, so AVX2 adds a whole block's 8 pair sums per lane in int16
+//     (<= 30480) and widens once per block.
 //   - Arm's sdot (and smull/sadalp without dotprod) is s8 x s8: no trick needed.
 #pragma once
 

@@ -53,7 +53,8 @@ float MaxAbs(const float* x, int64_t k) {
   __m256 vmax = _mm256_setzero_ps();
   int64_t i = 0;
   // max_ps(a, b) returns b when a is NaN, so NaN inputs are skipped as in the reference.
-  for (; i + 8 <= k; i += 8) vmax = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)), vmax);
+  for (; i + 8 <= k; i += 8)
+    vmax = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)), vmax);
   __m128 m = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
   m = _mm_max_ps(m, _mm_movehl_ps(m, m));
   m = _mm_max_ss(m, _mm_movehdup_ps(m));
@@ -77,8 +78,8 @@ __m256i Quantize32(const float* x, __m256 inv) {
   }
   // The packs work per 128-bit lane: the bytes come out as 4-element groups
   // [c0 c1 c2 c3 | c0' c1' c2' c3'] (' = upper half of each input), which the permute restores.
-  const __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(c[0], c[1]),
-                                            _mm256_packs_epi32(c[2], c[3]));
+  const __m256i packed =
+      _mm256_packs_epi16(_mm256_packs_epi32(c[0], c[1]), _mm256_packs_epi32(c[2], c[3]));
   return _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
@@ -129,7 +130,9 @@ void Int8Tile(const QGemmProblem& p, const QuantizedActs& a, int64_t m0, int64_t
   const int8_t* x = a.q + m0 * a.kp;
   const int8_t* w = static_cast<const int8_t*>(p.w.data) + n0 * a.kp;
   __m256i acc[MR][NR];
+#pragma GCC unroll 4
   for (auto& row : acc) {
+#pragma GCC unroll 4
     for (auto& v : row) v = _mm256_setzero_si256();
   }
   for (int64_t k = 0; k < a.kp; k += 32) {
@@ -146,7 +149,9 @@ void Int8Tile(const QGemmProblem& p, const QuantizedActs& a, int64_t m0, int64_t
   }
   int32_t sums[MR * NR];
   ReduceAll(&acc[0][0], MR * NR, sums);
+#pragma GCC unroll 4
   for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 4
     for (int j = 0; j < NR; ++j) {
       const float scale = a.scales[m0 + i] * p.w.scales[n0 + j];
       p.y[(m0 + i) * p.ldy + n0 + j] =
@@ -182,10 +187,12 @@ void Q4Tile(const QGemmProblem& p, const QuantizedActs& a, int64_t m0, int64_t g
   const __m256i low = _mm256_set1_epi8(0x0F);
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[MR];
+#pragma GCC unroll 4
   for (auto& v : acc) v = _mm256_setzero_ps();
   for (int64_t b = 0; b < kb; ++b) {
     const BlockQ4x8& blk = blocks[b];
     __m256i sum16[MR];
+#pragma GCC unroll 4
     for (auto& v : sum16) v = _mm256_setzero_si256();
 #pragma GCC unroll 4
     for (int c = 0; c < 4; ++c) {  // chunk c: elements 4c..4c+3 (low), 16+4c.. (high nibbles)
@@ -196,10 +203,10 @@ void Q4Tile(const QGemmProblem& p, const QuantizedActs& a, int64_t m0, int64_t g
       for (int i = 0; i < MR; ++i) {
         const int8_t* x = a.q + (m0 + i) * a.kp + b * kQ4BlockSize + 4 * c;
         // code (u8) * x (s8), x broadcast: the block's 8 pair sums add up to <= 30480 in int16.
-        sum16[i] = _mm256_add_epi16(
-            sum16[i], _mm256_maddubs_epi16(lo, _mm256_set1_epi32(Load4(x))));
-        sum16[i] = _mm256_add_epi16(
-            sum16[i], _mm256_maddubs_epi16(hi, _mm256_set1_epi32(Load4(x + 16))));
+        sum16[i] =
+            _mm256_add_epi16(sum16[i], _mm256_maddubs_epi16(lo, _mm256_set1_epi32(Load4(x))));
+        sum16[i] =
+            _mm256_add_epi16(sum16[i], _mm256_maddubs_epi16(hi, _mm256_set1_epi32(Load4(x + 16))));
       }
     }
     const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.d)));
@@ -210,6 +217,7 @@ void Q4Tile(const QGemmProblem& p, const QuantizedActs& a, int64_t m0, int64_t g
       acc[i] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sum), acc[i]);
     }
   }
+#pragma GCC unroll 4
   for (int i = 0; i < MR; ++i) StoreGroup(p, m0 + i, g, acc[i], a.scales[m0 + i]);
 }
 
@@ -219,7 +227,9 @@ void Fp16Tile(const QGemmProblem& p, int64_t m0, int64_t n0) {
   const uint16_t* w = static_cast<const uint16_t*>(p.w.data) + n0 * kk;
   const float* x = p.x + m0 * p.ldx;
   __m256 acc[MR][NR];
+#pragma GCC unroll 4
   for (auto& row : acc) {
+#pragma GCC unroll 4
     for (auto& v : row) v = _mm256_setzero_ps();
   }
   int64_t k = 0;
@@ -239,11 +249,15 @@ void Fp16Tile(const QGemmProblem& p, int64_t m0, int64_t n0) {
   float sums[MR * NR];
   ReduceAll(&acc[0][0], MR * NR, sums);
   for (; k < kk; ++k) {  // K % 8 tail
+#pragma GCC unroll 4
     for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 4
       for (int j = 0; j < NR; ++j) sums[i * NR + j] += _cvtsh_ss(w[j * kk + k]) * x[i * p.ldx + k];
     }
   }
+#pragma GCC unroll 4
   for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 4
     for (int j = 0; j < NR; ++j) {
       p.y[(m0 + i) * p.ldy + n0 + j] = sums[i * NR + j] + BiasAt(p, n0 + j);
     }
@@ -263,9 +277,8 @@ void QuantizeActs(const QGemmProblem& p, void* scratch) {
 
 void GemmInt8(const QGemmProblem& p, const void* scratch) {
   const QuantizedActs a = ActsOf(p, scratch);
-  ForEachTile(p.m, p.w.n, [&]<int MR, int NR>(int64_t m0, int64_t n0) {
-    Int8Tile<MR, NR>(p, a, m0, n0);
-  });
+  ForEachTile(p.m, p.w.n,
+              [&]<int MR, int NR>(int64_t m0, int64_t n0) { Int8Tile<MR, NR>(p, a, m0, n0); });
 }
 
 void GemmQ4(const QGemmProblem& p, const void* scratch) {

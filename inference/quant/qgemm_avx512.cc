@@ -69,7 +69,9 @@ void Int8Tile(const QGemmProblem& p, const QuantizedActs& a, int64_t m0, int64_t
   const int8_t* w = static_cast<const int8_t*>(p.w.data) + n0 * a.kp;
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   __m512i acc[MR][NR];
+#pragma GCC unroll 4
   for (auto& row : acc) {
+#pragma GCC unroll 4
     for (auto& v : row) v = _mm512_setzero_si512();
   }
   for (int64_t k = 0; k < a.kp; k += 64) {
@@ -88,7 +90,9 @@ void Int8Tile(const QGemmProblem& p, const QuantizedActs& a, int64_t m0, int64_t
   }
   int32_t sums[MR * NR];
   ReduceAll(&acc[0][0], MR * NR, sums);
+#pragma GCC unroll 4
   for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 4
     for (int j = 0; j < NR; ++j) {
       const uint32_t offset = 128u * static_cast<uint32_t>(p.w.row_sums[n0 + j]);
       const auto sum = static_cast<int32_t>(static_cast<uint32_t>(sums[i * NR + j]) - offset);
@@ -111,8 +115,7 @@ void StoreGroup(const QGemmProblem& p, int64_t m, int64_t g, __m256 acc, float s
   const auto mask = static_cast<__mmask8>((1u << valid) - 1);
   const __m256 bias =
       p.bias != nullptr ? _mm256_maskz_loadu_ps(mask, p.bias + n0) : _mm256_setzero_ps();
-  _mm256_mask_storeu_ps(p.y + m * p.ldy + n0, mask,
-                        _mm256_fmadd_ps(acc, _mm256_set1_ps(sx), bias));
+  _mm256_mask_storeu_ps(p.y + m * p.ldy + n0, mask, _mm256_fmadd_ps(acc, _mm256_set1_ps(sx), bias));
 }
 
 // As avx2::Q4Tile (lane r is weight row 8g + r), with vpdpbusd accumulating the codes (u8) times
@@ -123,10 +126,12 @@ void Q4Tile(const QGemmProblem& p, const QuantizedActs& a, int64_t m0, int64_t g
   const BlockQ4x8* blocks = static_cast<const BlockQ4x8*>(p.w.data) + g * kb;
   const __m256i low = _mm256_set1_epi8(0x0F);
   __m256 acc[MR];
+#pragma GCC unroll 4
   for (auto& v : acc) v = _mm256_setzero_ps();
   for (int64_t b = 0; b < kb; ++b) {
     const BlockQ4x8& blk = blocks[b];
     __m256i sum[MR];
+#pragma GCC unroll 4
     for (int i = 0; i < MR; ++i) {
       sum[i] = _mm256_set1_epi32(a.corr[(m0 + i) * (a.kp / kQ4BlockSize) + b]);
     }
@@ -146,6 +151,7 @@ void Q4Tile(const QGemmProblem& p, const QuantizedActs& a, int64_t m0, int64_t g
 #pragma GCC unroll 4
     for (int i = 0; i < MR; ++i) acc[i] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sum[i]), acc[i]);
   }
+#pragma GCC unroll 4
   for (int i = 0; i < MR; ++i) StoreGroup(p, m0 + i, g, acc[i], a.scales[m0 + i]);
 }
 
@@ -155,7 +161,9 @@ void Fp16Tile(const QGemmProblem& p, int64_t m0, int64_t n0) {
   const uint16_t* w = static_cast<const uint16_t*>(p.w.data) + n0 * kk;
   const float* x = p.x + m0 * p.ldx;
   __m512 acc[MR][NR];
+#pragma GCC unroll 4
   for (auto& row : acc) {
+#pragma GCC unroll 4
     for (auto& v : row) v = _mm512_setzero_ps();
   }
   for (int64_t k = 0; k < kk; k += 16) {
@@ -163,7 +171,8 @@ void Fp16Tile(const QGemmProblem& p, int64_t m0, int64_t n0) {
     const __mmask16 mask = kk - k >= 16 ? __mmask16{0xFFFF} : (__mmask16{1} << (kk - k)) - 1;
     __m512 wv[NR];
 #pragma GCC unroll 4
-    for (int j = 0; j < NR; ++j) wv[j] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, w + j * kk + k));
+    for (int j = 0; j < NR; ++j)
+      wv[j] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, w + j * kk + k));
 #pragma GCC unroll 4
     for (int i = 0; i < MR; ++i) {
       const __m512 xv = _mm512_maskz_loadu_ps(mask, x + i * p.ldx + k);
@@ -173,7 +182,9 @@ void Fp16Tile(const QGemmProblem& p, int64_t m0, int64_t n0) {
   }
   float sums[MR * NR];
   ReduceAll(&acc[0][0], MR * NR, sums);
+#pragma GCC unroll 4
   for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 4
     for (int j = 0; j < NR; ++j) {
       p.y[(m0 + i) * p.ldy + n0 + j] = sums[i * NR + j] + BiasAt(p, n0 + j);
     }
@@ -184,9 +195,8 @@ void Fp16Tile(const QGemmProblem& p, int64_t m0, int64_t n0) {
 
 void GemmInt8(const QGemmProblem& p, const void* scratch) {
   const QuantizedActs a = ActsOf(p, scratch);
-  ForEachTile(p.m, p.w.n, [&]<int MR, int NR>(int64_t m0, int64_t n0) {
-    Int8Tile<MR, NR>(p, a, m0, n0);
-  });
+  ForEachTile(p.m, p.w.n,
+              [&]<int MR, int NR>(int64_t m0, int64_t n0) { Int8Tile<MR, NR>(p, a, m0, n0); });
 }
 
 void GemmQ4(const QGemmProblem& p, const void* scratch) {

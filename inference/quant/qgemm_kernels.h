@@ -50,10 +50,11 @@ inline float BiasAt(const QGemmProblem& p, int64_t n) {
   return p.bias != nullptr ? p.bias[n] : 0.f;
 }
 
-// Calls tile.template operator()<MR, NR>(m0, n0) over an M x N output in register tiles: blocks of
-// 4 weight rows (kept in L1 while every row of X passes over them, so at M = 16 each weight byte
-// comes from memory once), 4 x 2 tiles inside, 1 x 4 tiles for the last M % 4 rows (the M = 1
-// GEMV case: four weight rows share each activation load), then the last N % 4 weight rows.
+// For kInt8 and kFp16: calls tile.template operator()<MR, NR>(m0, n0) over an M x N output in
+// register tiles: blocks of 4 weight rows (kept in L1 while every row of X passes over them, so at
+// M = 16 each weight byte comes from memory once), 4 x 2 tiles inside, 1 x 4 tiles for the last
+// M % 4 rows (the M = 1 GEMV case: four weight rows share each activation load), then the last
+// N % 4 weight rows.
 template <class Tile>
 inline void ForEachTile(int64_t m, int64_t n, Tile&& tile) {
   int64_t n0 = 0;

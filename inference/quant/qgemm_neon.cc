@@ -24,12 +24,13 @@ namespace {
 // activations (Q4: a group's chunk holds 4 rows x 4 elements per 16 bytes).
 struct Sdot {
   __attribute__((target("arch=armv8.2-a+dotprod"))) static int32x4_t Dot(int32x4_t acc, int8x16_t a,
-                                                            int8x16_t b) {
+                                                                         int8x16_t b) {
     return vdotq_s32(acc, a, b);
   }
   template <int kLane>
-  __attribute__((target("arch=armv8.2-a+dotprod"))) static int32x4_t DotLane(int32x4_t acc, int8x16_t a,
-                                                                int8x16_t b) {
+  __attribute__((target("arch=armv8.2-a+dotprod"))) static int32x4_t DotLane(int32x4_t acc,
+                                                                             int8x16_t a,
+                                                                             int8x16_t b) {
     return vdotq_laneq_s32(acc, a, b, kLane);
   }
 };
@@ -93,7 +94,9 @@ void Int8Tile(const QGemmProblem& p, const QuantizedActs& a, int64_t m0, int64_t
   const int8_t* x = a.q + m0 * a.kp;
   const int8_t* w = static_cast<const int8_t*>(p.w.data) + n0 * a.kp;
   int32x4_t acc[MR][NR];
+#pragma GCC unroll 4
   for (auto& row : acc) {
+#pragma GCC unroll 4
     for (auto& v : row) v = vdupq_n_s32(0);
   }
   for (int64_t k = 0; k < a.kp; k += 16) {
@@ -107,7 +110,9 @@ void Int8Tile(const QGemmProblem& p, const QuantizedActs& a, int64_t m0, int64_t
       for (int j = 0; j < NR; ++j) acc[i][j] = D::Dot(acc[i][j], xv, wv[j]);
     }
   }
+#pragma GCC unroll 4
   for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 4
     for (int j = 0; j < NR; ++j) {
       const float scale = a.scales[m0 + i] * p.w.scales[n0 + j];
       p.y[(m0 + i) * p.ldy + n0 + j] =
@@ -123,7 +128,9 @@ void StoreGroup(const QGemmProblem& p, int64_t m, int64_t g, const float32x4_t a
   float bias[kQ4RowGroup] = {};
   for (int64_t r = 0; r < valid && p.bias != nullptr; ++r) bias[r] = p.bias[n0 + r];
   float out[kQ4RowGroup];
-  for (int h = 0; h < 2; ++h) vst1q_f32(out + 4 * h, vfmaq_n_f32(vld1q_f32(bias + 4 * h), acc[h], sx));
+#pragma GCC unroll 4
+  for (int h = 0; h < 2; ++h)
+    vst1q_f32(out + 4 * h, vfmaq_n_f32(vld1q_f32(bias + 4 * h), acc[h], sx));
   for (int64_t r = 0; r < valid; ++r) p.y[m * p.ldy + n0 + r] = out[r];
 }
 
@@ -133,6 +140,7 @@ template <class D, int kChunk, int MR>
 void Q4Chunk(const BlockQ4x8& blk, const int8x16_t x[MR][2], int32x4_t sum[MR][2]) {
   const uint8x16_t low_mask = vdupq_n_u8(0x0F);
   const int8x16_t eight = vdupq_n_s8(8);
+#pragma GCC unroll 4
   for (int h = 0; h < 2; ++h) {
     const uint8x16_t v = vld1q_u8(blk.qs + 32 * kChunk + 16 * h);
     const int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, low_mask)), eight);
@@ -152,13 +160,16 @@ void Q4Tile(const QGemmProblem& p, const QuantizedActs& a, int64_t m0, int64_t g
   const int64_t kb = Q4BlocksPerRow(p.w.k);
   const BlockQ4x8* blocks = static_cast<const BlockQ4x8*>(p.w.data) + g * kb;
   float32x4_t acc[MR][2];
+#pragma GCC unroll 4
   for (auto& row : acc) {
+#pragma GCC unroll 4
     for (auto& v : row) v = vdupq_n_f32(0.f);
   }
   for (int64_t b = 0; b < kb; ++b) {
     const BlockQ4x8& blk = blocks[b];
     int8x16_t x[MR][2];
     int32x4_t sum[MR][2];
+#pragma GCC unroll 4
     for (int i = 0; i < MR; ++i) {
       const int8_t* xb = a.q + (m0 + i) * a.kp + b * kQ4BlockSize;
       x[i][0] = vld1q_s8(xb);
@@ -171,10 +182,13 @@ void Q4Tile(const QGemmProblem& p, const QuantizedActs& a, int64_t m0, int64_t g
     Q4Chunk<D, 3, MR>(blk, x, sum);
     const float32x4_t d[2] = {vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(blk.d))),
                               vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(blk.d + 4)))};
+#pragma GCC unroll 4
     for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 4
       for (int h = 0; h < 2; ++h) acc[i][h] = vfmaq_f32(acc[i][h], d[h], vcvtq_f32_s32(sum[i][h]));
     }
   }
+#pragma GCC unroll 4
   for (int i = 0; i < MR; ++i) StoreGroup(p, m0 + i, g, acc[i], a.scales[m0 + i]);
 }
 
@@ -184,14 +198,17 @@ void Fp16Tile(const QGemmProblem& p, int64_t m0, int64_t n0) {
   const uint16_t* w = static_cast<const uint16_t*>(p.w.data) + n0 * kk;
   const float* x = p.x + m0 * p.ldx;
   float32x4_t acc[MR][NR];
+#pragma GCC unroll 4
   for (auto& row : acc) {
+#pragma GCC unroll 4
     for (auto& v : row) v = vdupq_n_f32(0.f);
   }
   int64_t k = 0;
   for (; k + 4 <= kk; k += 4) {
     float32x4_t wv[NR];
 #pragma GCC unroll 4
-    for (int j = 0; j < NR; ++j) wv[j] = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(w + j * kk + k)));
+    for (int j = 0; j < NR; ++j)
+      wv[j] = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(w + j * kk + k)));
 #pragma GCC unroll 4
     for (int i = 0; i < MR; ++i) {
       const float32x4_t xv = vld1q_f32(x + i * p.ldx + k);
@@ -199,7 +216,9 @@ void Fp16Tile(const QGemmProblem& p, int64_t m0, int64_t n0) {
       for (int j = 0; j < NR; ++j) acc[i][j] = vfmaq_f32(acc[i][j], xv, wv[j]);
     }
   }
+#pragma GCC unroll 4
   for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 4
     for (int j = 0; j < NR; ++j) {
       float sum = vaddvq_f32(acc[i][j]);
       for (int64_t t = k; t < kk; ++t) sum += Fp16ToFp32(w[j * kk + t]) * x[i * p.ldx + t];
@@ -211,9 +230,8 @@ void Fp16Tile(const QGemmProblem& p, int64_t m0, int64_t n0) {
 template <class D>
 void GemmInt8With(const QGemmProblem& p, const void* scratch) {
   const QuantizedActs a = ActsOf(p, scratch);
-  ForEachTile(p.m, p.w.n, [&]<int MR, int NR>(int64_t m0, int64_t n0) {
-    Int8Tile<D, MR, NR>(p, a, m0, n0);
-  });
+  ForEachTile(p.m, p.w.n,
+              [&]<int MR, int NR>(int64_t m0, int64_t n0) { Int8Tile<D, MR, NR>(p, a, m0, n0); });
 }
 
 template <class D>
@@ -238,11 +256,11 @@ void GemmQ4(const QGemmProblem& p, const void* scratch) { GemmQ4With<Plain>(p, s
 // Sdot::Dot can only be inlined into code compiled for dotprod: flatten inlines the whole kernel
 // (tiles included) into these two functions, which are.
 __attribute__((target("arch=armv8.2-a+dotprod"), flatten)) void GemmInt8Dot(const QGemmProblem& p,
-                                                               const void* scratch) {
+                                                                            const void* scratch) {
   GemmInt8With<Sdot>(p, scratch);
 }
 __attribute__((target("arch=armv8.2-a+dotprod"), flatten)) void GemmQ4Dot(const QGemmProblem& p,
-                                                             const void* scratch) {
+                                                                          const void* scratch) {
   GemmQ4With<Sdot>(p, scratch);
 }
 

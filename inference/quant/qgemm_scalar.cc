@@ -37,7 +37,8 @@ void GemmInt8(const QGemmProblem& p, const void* scratch) {
       const int8_t* w = wq + n * a.kp;
       int32_t sum = 0;
       for (int64_t k = 0; k < a.kp; ++k) sum += x[k] * w[k];
-      p.y[m * p.ldy + n] = std::fma(static_cast<float>(sum), a.scales[m] * p.w.scales[n], BiasAt(p, n));
+      p.y[m * p.ldy + n] =
+          std::fma(static_cast<float>(sum), a.scales[m] * p.w.scales[n], BiasAt(p, n));
     }
   }
 }

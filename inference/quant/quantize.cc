@@ -94,8 +94,7 @@ float QuantizeInt8Row(const float* w, int64_t k, int8_t* q) {
   return scale;
 }
 
-void QuantizeBlockQ4(const float* w, int64_t count, uint16_t* d_out,
-                     uint8_t codes[kQ4BlockSize]) {
+void QuantizeBlockQ4(const float* w, int64_t count, uint16_t* d_out, uint8_t codes[kQ4BlockSize]) {
   float max_pos = 0.f, max_neg = 0.f;  // largest positive value, largest negative magnitude
   for (int64_t i = 0; i < count; ++i) {
     if (w[i] > max_pos) max_pos = w[i];
@@ -139,8 +138,7 @@ void DequantizeWeights(const QuantWeights& w, float* out) {
     case WeightFormat::kQ4:
       return DequantizeQ4Weights(w, out);
     case WeightFormat::kFp16:
-      return Fp16ToFp32Row(static_cast<const uint16_t*>(w.data), out, w.n * w.k,
-                           CpuLevel::kScalar);
+      return Fp16ToFp32Row(static_cast<const uint16_t*>(w.data), out, w.n * w.k, CpuLevel::kScalar);
   }
 }
 

@@ -254,7 +254,7 @@ TEST(QuantFp16, KnownValues) {
   EXPECT_EQ(Fp32ToFp16(-0.f), 0x8000);
   EXPECT_EQ(Fp32ToFp16(65504.f), 0x7BFF);
   EXPECT_EQ(Fp32ToFp16(65519.f), 0x7BFF);
-  EXPECT_EQ(Fp32ToFp16(65520.f), 0x7C00);            // the tie rounds to even: infinity
+  EXPECT_EQ(Fp32ToFp16(65520.f), 0x7C00);               // the tie rounds to even: infinity
   EXPECT_EQ(Fp32ToFp16(std::ldexp(1.f, -24)), 0x0001);  // smallest subnormal
   EXPECT_EQ(Fp32ToFp16(std::ldexp(1.f, -25)), 0x0000);  // tie to even: zero
   EXPECT_EQ(Fp32ToFp16(std::ldexp(3.f, -25)), 0x0002);  // tie to even: 2
@@ -352,10 +352,10 @@ TEST(QuantQuantize, Int8SaturationOutliersAndZeroRows) {
   const int64_t k = 40;
   std::vector<float> w(static_cast<size_t>(4 * k), 0.f);
   for (int64_t i = 0; i < k; ++i) {
-    w[i] = (i % 2 ? 1.f : -1.f) * 0.75f;                       // row 0: every value at +-max
+    w[i] = (i % 2 ? 1.f : -1.f) * 0.75f;                          // row 0: every value at +-max
     w[k + i] = i == 7 ? 1000.f : 0.001f * static_cast<float>(i);  // row 1: one outlier
-    w[3 * k + i] = 1e-35f;                                     // row 3: below the tiny limit
-  }  // row 2: all zero
+    w[3 * k + i] = 1e-35f;                                        // row 3: below the tiny limit
+  }                                                               // row 2: all zero
   Weights q(WeightFormat::kInt8, 4, k, w);
   const QuantWeights v = q.view();
   const auto* codes = static_cast<const int8_t*>(v.data);
@@ -512,9 +512,9 @@ TEST(QuantQuantize, ScratchLayoutFitsScratchBytes) {
 
 // --- GEMM: every level against the scalar reference ---
 
-const Shape kShapes[] = {{1, 1, 1},   {1, 31, 1},   {1, 33, 7},  {3, 33, 5},    {4, 64, 8},
-                         {5, 100, 9}, {17, 95, 13}, {16, 257, 24}, {2, 4096, 11}, {1, 784, 64},
-                         {6, 1, 17},  {1, 4096, 3}};
+const Shape kShapes[] = {{1, 1, 1},     {1, 31, 1},   {1, 33, 7},   {3, 33, 5},
+                         {4, 64, 8},    {5, 100, 9},  {17, 95, 13}, {16, 257, 24},
+                         {2, 4096, 11}, {1, 784, 64}, {6, 1, 17},   {1, 4096, 3}};
 
 // |fp16 level - fp16 reference|: both sum K products in float, in different orders.
 float Fp16Bound(const Weights& w, const std::vector<float>& x, int64_t m, int64_t n, float bias) {
@@ -541,10 +541,9 @@ TEST(QuantGemm, EveryLevelMatchesScalarReference) {
             if (f == WeightFormat::kFp16) {
               ASSERT_LE(std::fabs(a - r), Fp16Bound(w, x, i, j, bias[j]));
             } else {  // exact integer sums, the same fused float steps
-              ASSERT_EQ(Bits(a), Bits(r))
-                  << WeightFormatName(f) << " " << CpuLevelName(level) << " m=" << s.m
-                  << " k=" << s.k << " n=" << s.n << " at " << i << "," << j << ": " << a
-                  << " vs " << r;
+              ASSERT_EQ(Bits(a), Bits(r)) << WeightFormatName(f) << " " << CpuLevelName(level)
+                                          << " m=" << s.m << " k=" << s.k << " n=" << s.n << " at "
+                                          << i << "," << j << ": " << a << " vs " << r;
             }
           }
         }
@@ -648,8 +647,8 @@ TEST(QuantGemm, ExtremeValuesDoNotSaturate) {
         // int8: +-max everywhere. q4: one element per block slightly beyond the rest on the other
         // side, so the rest get code 15 (d > 0) or, for negated rows, 15 with d < 0.
         const float v = f == WeightFormat::kInt8 ? (i % 3 == 0 ? 0.25f : -0.25f)
-                        : i % 32 == 0             ? -2.f / 7.f
-                                                  : 0.25f;
+                        : i % 32 == 0            ? -2.f / 7.f
+                                                 : 0.25f;
         wf[j * k + i] = v * row_sign;
       }
     }

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <iterator>
 
+#include <unistd.h>
+
 #include "inference/eim_writer.h"
 #include "inference/model.h"
 #include "inference/onnx/onnx_import.h"
@@ -38,7 +40,8 @@ std::shared_ptr<const Model> ConvertAndLoad(const std::string& name) {
   auto graph = ImportOnnxFile(dir + name + ".onnx");
   EXPECT_TRUE(graph.ok()) << graph.status().ToString();
   if (!graph.ok()) return nullptr;
-  const std::string eim = ::testing::TempDir() + "/" + name + ".eim";
+  // ctest runs tests as parallel processes: each writes its own file.
+  const std::string eim = ::testing::TempDir() + "/" + name + "." + std::to_string(getpid()) + ".eim";
   EXPECT_TRUE(WriteEim(*graph, eim).ok());
   auto model = Model::Load(eim);
   EXPECT_TRUE(model.ok()) << model.status().ToString();

@@ -1,0 +1,99 @@
+// The agent's configuration: the TOML file (toml++), validated into plain structs.
+//
+// The contract with fleet tools is the key names (agent/edgeinfer-agent.example.toml documents
+// every key). Unknown keys and out-of-range values are errors that name the key
+// ("pipeline[0].batch.max_size: 0 is outside 1..1024").
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace edgeinfer::agent {
+
+struct TlsConfig {
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  bool verify = true;
+};
+
+struct LinkConfig {
+  std::string uri = "tcp://127.0.0.1:1883";
+  std::string client_id;     // default: "edgeinfer-{device}-{source|sink}"
+  int mqtt_version = 4;      // 4 = MQTT 3.1.1, 5 = MQTT 5
+  int keepalive_s = 30;
+  std::string username;
+  std::string password_file; // the password is read from this file, never from the config
+  std::optional<TlsConfig> tls;
+  int reconnect_min_ms = 500;
+  int reconnect_max_ms = 30000;
+  int qos = 1;               // subscriptions (source) or publications (sink)
+};
+
+struct InputConfig {
+  std::string format = "json";  // "json" | "f32le"
+  std::string values = "/values";  // JSON pointer to an array or a number
+  std::string timestamp;           // JSON pointer, optional
+  std::string stream_key;          // JSON pointer; empty: the topic is the stream key
+  int window = 0;                  // samples per model input; 0: one message is one input
+  int hop = 0;                     // samples between windows; 0: = window
+  int max_payload_bytes = 1 << 20;
+};
+
+struct BatchConfig {
+  int max_size = 16;
+  int timeout_ms = 10;
+  int workers = 1;
+  int queue_capacity = 1024;  // inputs; the oldest are dropped (counted) past it
+};
+
+struct PostprocessConfig {
+  bool softmax = false;
+  int top_k = 0;           // 0: none
+  double threshold = 0.0;  // top-k entries below it are left out
+};
+
+struct PipelineConfig {
+  std::string name;
+  std::string model;      // .eim, or .onnx (converted at load, cached in the state dir)
+  std::string precision = "fp32";  // for .onnx models
+  std::vector<std::string> topics;  // filters; wildcards and $share/GROUP/ allowed
+  InputConfig input;
+  BatchConfig batch;
+  PostprocessConfig postprocess;
+  std::string result_topic = "{prefix}/{device}/results/{pipeline}";
+  int max_streams = 1024;  // streams with open windows; least recently used evicted
+};
+
+struct TelemetryConfig {
+  int interval_s = 10;
+};
+
+struct AgentConfig {
+  std::string device_id;  // default: /etc/machine-id, else the hostname
+  std::string topic_prefix = "edgeinfer";
+  std::string state_dir = "/var/lib/edgeinfer";
+  LinkConfig source;
+  LinkConfig sink;        // the same as source when [sink] is absent
+  bool sink_configured = false;
+  std::vector<PipelineConfig> pipelines;
+  TelemetryConfig telemetry;
+  int errors_per_minute = 60;  // rate limit of the errors topic
+  std::string config_path;     // where it was read from (relative model paths resolve here)
+};
+
+// Parses and validates TOML text. `base_dir` resolves relative paths.
+Result<AgentConfig> ParseConfig(const std::string& toml_text, const std::string& base_dir);
+Result<AgentConfig> LoadConfigFile(const std::string& path);
+// The effective configuration as TOML (for --check-config and config/reported).
+std::string ConfigToToml(const AgentConfig& config);
+
+// "{prefix}/{device}/results/{pipeline}" with the placeholders filled in.
+std::string ExpandTopic(const std::string& pattern, const AgentConfig& config,
+                        const std::string& pipeline);
+
+}  // namespace edgeinfer::agent

@@ -1,0 +1,99 @@
+// A pipeline: sensor messages on its topics -> decoded values -> windows per stream ->
+// normalized model inputs -> the dynamic batcher -> results (JSON) -> the publisher.
+//
+// OnMessage runs on the source link's callback thread and never blocks: it decodes in place
+// (simdjson), appends to the stream's window and submits complete windows to the batcher, whose
+// bounded queue drops the oldest input (counted) under a burst. Results are formed on the
+// batcher's worker threads and handed to the ResultPublisher.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "agent/config.h"
+#include "common/status.h"
+#include "inference/model.h"
+
+namespace edgeinfer::agent {
+
+// Why a message was rejected; each has a counter and a name in telemetry and on the errors
+// topic.
+enum class RejectReason {
+  kMalformed,      // not JSON / not an array of numbers / wrong byte count for f32le
+  kWrongLength,    // a one-message input of the wrong number of values
+  kNonFinite,      // NaN or Inf among the values
+  kOversized,      // payload above input.max_payload_bytes
+  kUnknownTopic,   // no pipeline matches (counted by the router)
+  kQueueOverflow,  // accepted, then dropped as the oldest under a burst
+  kStreamEvicted,  // a stream's partial window dropped to keep max_streams
+  kCount,
+};
+const char* RejectReasonName(RejectReason r);
+
+// Where results and rejections go. Implementations must not block for long: they are called
+// from the batcher's workers and the source link's callback thread.
+struct ResultPublisher {
+  virtual ~ResultPublisher() = default;
+  // `sequence` counts per pipeline from 1 per boot, in the order results are produced.
+  virtual void PublishResult(const std::string& pipeline, uint64_t sequence,
+                             const std::string& topic, std::string payload) = 0;
+};
+
+struct ErrorReporter {
+  virtual ~ErrorReporter() = default;
+  // Counted always; published on {prefix}/{device}/errors subject to the rate limit.
+  virtual void Reject(const std::string& pipeline, RejectReason reason, std::string_view topic,
+                      const std::string& detail) = 0;
+};
+
+struct PipelineStats {
+  uint64_t messages_in = 0;
+  uint64_t rejected[static_cast<int>(RejectReason::kCount)] = {};
+  uint64_t windows = 0;          // model inputs formed
+  uint64_t inferences = 0;
+  uint64_t batches = 0;
+  uint64_t results_published = 0;
+  uint64_t queue_depth = 0;
+  uint64_t streams = 0;          // streams with open windows
+  double mean_batch_size = 0;
+  int max_batch = 0;
+};
+
+class Pipeline {
+ public:
+  // Loads nothing itself: `model` is already loaded (or converted) by the caller.
+  static Result<std::unique_ptr<Pipeline>> Create(const PipelineConfig& config,
+                                                  const AgentConfig& agent,
+                                                  std::shared_ptr<const Model> model,
+                                                  const std::string& boot_id,
+                                                  ResultPublisher* publisher,
+                                                  ErrorReporter* errors);
+  ~Pipeline();
+
+  const std::string& name() const;
+  // True when `topic` matches one of the pipeline's filters ($share/GROUP/ prefix ignored).
+  bool Matches(std::string_view topic) const;
+  void OnMessage(std::string_view topic, std::string_view payload);
+
+  // Stops intake; every accepted input still produces a result before this returns.
+  void Stop();
+  // Memory watchdog hooks (see inference/batcher.h).
+  void SetMaxBatch(int max_batch);
+  size_t ShedOldest(size_t n);
+  PipelineStats stats() const;
+  // Seconds since the slowest busy worker last made progress (0 when idle): systemd watchdog.
+  double StuckSeconds() const;
+
+ private:
+  Pipeline() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// MQTT topic filter matching ('+', '#'), with a leading $share/GROUP/ removed from the filter.
+bool TopicMatches(std::string_view filter, std::string_view topic);
+
+}  // namespace edgeinfer::agent
