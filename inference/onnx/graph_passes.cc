@@ -45,6 +45,30 @@ void SetActivation(const Node& act, Attrs* host) {
   if (act.attrs.Has("max")) host->Set("activation_max", act.attrs.GetFloat("max"));
 }
 
+// Sets `act` as the host's activation if it has none, or merges it into a Relu it has (as
+// ReLU6 exports: Relu then Clip). Returns false when the two cannot be one activation.
+bool FuseActivation(const Node& act, Attrs* host) {
+  std::string existing = host->GetString("activation");
+  if (existing.empty()) {
+    SetActivation(act, host);
+    return true;
+  }
+  if (existing != "Relu") return false;
+  if (act.op == "Relu") return true;  // idempotent
+  if (act.op != "Clip") return false;
+  // Relu then Clip(lo, hi) is Clip(max(lo, 0), hi).
+  SetActivation(act, host);
+  host->Set("activation_min", std::max(act.attrs.GetFloat("min", 0.f), 0.f));
+  return true;
+}
+
+// Redirects every node input that reads tensor `from` to `to`.
+void ReplaceUses(Graph* g, int from, int to) {
+  for (Node& n : g->nodes)
+    for (int& t : n.inputs)
+      if (t == from) t = to;
+}
+
 }  // namespace
 
 Status FoldConstantNodes(Graph* g) {
@@ -100,12 +124,34 @@ Status FuseActivations(Graph* g) {
     Node& host = g->nodes[p];
     if (!OneOf(host.op,
                {"Conv", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "BatchNormalization"}) ||
-        !host.attrs.GetString("activation").empty())
+        !FuseActivation(act, &host.attrs))
       continue;
-    SetActivation(act, &host.attrs);
     host.outputs[0] = act.outputs[0];
     producers[act.outputs[0]] = p;
     removed[i] = true;
+  }
+  EraseNodes(g, removed);
+  return Status::Ok();
+}
+
+Status CollapseReshapes(Graph* g) {
+  std::vector<int> producers = Producers(*g);
+  std::vector<int> counts = ConsumerCounts(*g);
+  std::vector<bool> removed(g->nodes.size(), false);
+  for (size_t i = 0; i < g->nodes.size(); ++i) {
+    Node& n = g->nodes[i];
+    if (n.op != "Reshape") continue;
+    int p = FusableProducer(*g, producers, counts, n.inputs[0]);
+    if (p >= 0 && g->nodes[p].op == "Reshape") {
+      n.inputs[0] = g->nodes[p].inputs[0];
+      removed[p] = true;
+    }
+    // Back to the dims it started from (Unsqueeze then Squeeze): no reshape at all.
+    int in = n.inputs[0], out = n.outputs[0];
+    if (g->tensors[in].dims == g->tensors[out].dims && !IsGraphOutput(*g, out)) {
+      ReplaceUses(g, out, in);
+      removed[i] = true;
+    }
   }
   EraseNodes(g, removed);
   return Status::Ok();
@@ -120,6 +166,7 @@ Status OptimizeGraph(Graph* g) {
   EI_RETURN_IF_ERROR(FoldBatchNorm(g));
   EI_RETURN_IF_ERROR(FoldBiasAdd(g));
   EI_RETURN_IF_ERROR(FuseActivations(g));
+  EI_RETURN_IF_ERROR(CollapseReshapes(g));
   RemoveDeadCode(g);
   return Status::Ok();
 }

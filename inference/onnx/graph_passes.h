@@ -25,8 +25,11 @@ Status FoldBatchNorm(Graph* g);
 // weights, folded into its bias.
 Status FoldBiasAdd(Graph* g);
 // Relu/LeakyRelu/Sigmoid/Tanh/Clip after Conv/Gemm/MatMul/Add/Sub/Mul/Div/BatchNormalization
-// moved into the producer's `activation` attributes, if it has none yet.
+// moved into the producer's `activation` attributes, if it has none yet (or only a Relu that
+// the new one can absorb: Relu then Clip, as ReLU6 exports, is one Clip).
 Status FuseActivations(Graph* g);
+// Reshape of a Reshape -> one Reshape; a Reshape back to its input's dims -> nothing.
+Status CollapseReshapes(Graph* g);
 
 // All of the above in order, then dead code removal and compaction.
 Status OptimizeGraph(Graph* g);

@@ -22,7 +22,7 @@ struct OnnxImportOptions {
 // valid model (ONNX's checker message included); Unsupported for an op, attribute value,
 // opset or type edgeinfer does not handle, naming the node ("node 'conv1' (Conv): ...") or
 // the tensor. Never throws. The returned graph owns its constants, carries ModelInfo from
-// metadata_props and has passed ValidateGraph. Thread-safe (no shared state).
+// metadata_props and has passed ValidateGraph. Keeps no state of its own between calls.
 Result<Graph> ImportOnnxFile(const std::string& path, const OnnxImportOptions& options = {});
 // The same for a serialized ModelProto in memory.
 Result<Graph> ImportOnnxBytes(const std::string& bytes, const OnnxImportOptions& options = {});

@@ -4,10 +4,11 @@
 //   1. quantize: X -> activation codes in the caller's scratch (none for kFp16 weights);
 //   2. gemm: integer dot products, dequantized into Y.
 // RunQGemm does both. Kernels never allocate and never check: the caller validates shapes once
-// (TFLite Micro's prepare/eval split). Single-threaded; callers may split N with SliceRows.
+// (TFLite Micro's prepare/eval split: M, N, K >= 0, K <= kMaxQuantK, blob size). Kernels are
+// single-threaded and reentrant; callers may split N across threads with SliceRows.
 //
 // Arithmetic (the scalar kernels in qgemm_scalar.cc are the specification):
-//   kInt8  sum = sum_k qx[m][k] * qw[n][k] in int32 (|sum| <= K * 127^2: exact for K < 133000);
+//   kInt8  sum = sum_k qx[m][k] * qw[n][k] in int32 (exact: K <= kMaxQuantK is required);
 //          y = fma(float(sum), sx[m] * sw[n], bias[n])
 //   kQ4    acc = 0; for each block b: acc = fma(fp16(d[n][b]), float(sum_b), acc), with sum_b the
 //          int32 sum over the block of qx[m][k] * (code - 8); y = fma(acc, sx[m], bias[n])

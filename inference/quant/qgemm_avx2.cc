@@ -173,7 +173,10 @@ void StoreGroup(const QGemmProblem& p, int64_t m, int64_t g, __m256 acc, float s
   float bias[kQ4RowGroup] = {};
   for (int64_t r = 0; r < valid && p.bias != nullptr; ++r) bias[r] = p.bias[n0 + r];
   const __m256 y = _mm256_fmadd_ps(acc, _mm256_set1_ps(sx), _mm256_loadu_ps(bias));
-  if (valid == kQ4RowGroup) return _mm256_storeu_ps(p.y + m * p.ldy + n0, y);
+  if (valid == kQ4RowGroup) {
+    _mm256_storeu_ps(p.y + m * p.ldy + n0, y);
+    return;
+  }
   float out[kQ4RowGroup];
   _mm256_storeu_ps(out, y);
   for (int64_t r = 0; r < valid; ++r) p.y[m * p.ldy + n0 + r] = out[r];

@@ -16,6 +16,9 @@
 //   BlockQ4x8 blocks[Np / 8][KB]   Np = RoundUp(N, 8), pad rows all zero; KB = ceil(K / 32), the
 //                                  pad weights of the last block 0
 // kFp16: uint16_t w[N][K] IEEE binary16, converted to float in registers.
+//
+// A blob read from an untrusted file needs only its size checked (WeightBytes) and K limited
+// (kMaxQuantK): any bytes are then safe to run (odd values give odd numbers, never UB or a crash).
 #pragma once
 
 #include <cstddef>
@@ -30,6 +33,9 @@ const char* WeightFormatName(WeightFormat f);  // "int8", "q4", "fp16"
 constexpr int64_t kQ4BlockSize = 32;
 constexpr int64_t kInt8RowAlign = 32;  // K of int8 rows (weights and activations) padded to this
 constexpr int kInt8Max = 127;          // symmetric range [-127, 127]
+// Largest K the kernels take: int32 dot products stay exact (K * 127 * 128 < 2^31) even for codes
+// of -128 from a corrupt blob. The op's validation rejects larger K.
+constexpr int64_t kMaxQuantK = int64_t{1} << 17;
 
 constexpr int kQ4RowGroup = 8;  // rows per BlockQ4x8
 
