@@ -7,6 +7,7 @@ template <class F>
 void ForEachOp(F f) {
   for (const OpDef& op : NnOps()) f(op);
   for (const OpDef& op : BasicOps()) f(op);
+  for (const OpDef& op : DenseOps()) f(op);
 }
 }  // namespace
 

@@ -16,7 +16,7 @@
 # there already; converts each model into build/bench/; runs `edgeinfer bench` and
 # scripts/bench/ort_bench.js alternately; hands the JSON files to scripts/bench/compare.py,
 # which prints the table. Progress goes to stderr, the table to stdout. A default run takes
-# about a minute once edgeinfer is built.
+# 10-30 s once edgeinfer is built and ORT is cached (a first build adds a few minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,8 +46,9 @@ log() { echo "bench_engine: $*" >&2; }
 for m in "${models[@]}"; do
   [[ -f "$m" ]] || { log "$m not found (the examples come from scripts/train_examples.py)"; exit 1; }
 done
-command -v node >/dev/null && command -v npm >/dev/null \
-  || { log "node and npm are needed for the ONNX Runtime side (apt-get install nodejs npm)"; exit 1; }
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  log "node and npm are needed for the ONNX Runtime side (apt-get install nodejs npm)"; exit 1
+fi
 
 # --- build ---------------------------------------------------------------------------------
 log "scripts/setup.sh"

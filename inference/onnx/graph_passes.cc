@@ -143,13 +143,15 @@ Status CollapseReshapes(Graph* g) {
     if (n.op != "Reshape") continue;
     int p = FusableProducer(*g, producers, counts, n.inputs[0]);
     if (p >= 0 && g->nodes[p].op == "Reshape") {
-      n.inputs[0] = g->nodes[p].inputs[0];
+      n.inputs[0] = g->nodes[p].inputs[0];  // the reader count of that tensor is unchanged
       removed[p] = true;
     }
     // Back to the dims it started from (Unsqueeze then Squeeze): no reshape at all.
     int in = n.inputs[0], out = n.outputs[0];
     if (g->tensors[in].dims == g->tensors[out].dims && !IsGraphOutput(*g, out)) {
       ReplaceUses(g, out, in);
+      counts[in] += counts[out] - 1;
+      counts[out] = 0;
       removed[i] = true;
     }
   }

@@ -143,6 +143,38 @@ TEST(OnnxPasses, ClipAndLeakyReluCarryTheirParameters) {
   EXPECT_EQ(g.nodes[1].attrs.GetFloat("activation_alpha"), 0.3f);
 }
 
+TEST(OnnxPasses, ReluThenClipFromReLU6BecomesOneClip) {
+  OnnxBuilder b(13);
+  b.Input("x", {-1, 2, 8}).Output("y", {-1, 3, 8});
+  b.Init("w", {3, 2, 1}, RandomFloats(6, 17, -3.f, 3.f)).Init("lo", {}, {-1.f});
+  b.Init("hi", {}, {0.5f});
+  b.Node("Conv", {"x", "w"}, {"c"});
+  b.Node("Relu", {"c"}, {"r"});
+  b.Node("Clip", {"r", "lo", "hi"}, {"y"});
+  Graph g = ExpectOptimizedMatchesPlain(b);
+  ASSERT_EQ(OpList(g), Ops{"Conv"});
+  EXPECT_EQ(g.nodes[0].attrs.GetString("activation"), "Clip");
+  EXPECT_EQ(g.nodes[0].attrs.GetFloat("activation_min", -1), 0.f);  // max(-1, 0)
+  EXPECT_EQ(g.nodes[0].attrs.GetFloat("activation_max"), 0.5f);
+}
+
+TEST(OnnxPasses, ReshapeChainsCollapse) {
+  OnnxBuilder b(13);
+  b.Input("x", {-1, 2, 3}).Output("y", {-1, 1, 6}).Output("z", {-1, 2, 3});
+  b.IntInit("one", {1}).IntInit("last", {-1});
+  b.Node("Flatten", {"x"}, {"f"});           // [B, 6]
+  b.Node("Unsqueeze", {"f", "one"}, {"u"});  // [B, 1, 6]
+  b.Node("Relu", {"u"}, {"y"});
+  b.Node("Unsqueeze", {"x", "last"}, {"v"});  // [B, 2, 3, 1]
+  b.Node("Squeeze", {"v", "last"}, {"w"});    // [B, 2, 3] again
+  b.Node("Sigmoid", {"w"}, {"z"});
+  Graph g = ExpectOptimizedMatchesPlain(b);
+  ASSERT_EQ(OpList(g), (Ops{"Reshape", "Relu", "Sigmoid"}));
+  EXPECT_EQ(g.nodes[0].inputs[0], g.inputs[0]);
+  EXPECT_EQ(g.nodes[0].attrs.GetInts("shape"), (std::vector<int64_t>{kBatchDim, 1, 6}));
+  EXPECT_EQ(g.nodes[2].inputs[0], g.inputs[0]);
+}
+
 TEST(OnnxPasses, NoFusionThroughSharedOrOutputTensors) {
   OnnxBuilder b;
   b.Input("x", {-1, 4}).Output("g", {-1, 3}).Output("y", {-1, 3}).Output("z", {-1, 3});
