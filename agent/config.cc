@@ -5,6 +5,7 @@
 // is an unknown key. All problems are collected, so one --check-config run lists them all.
 #include "agent/config.h"
 
+#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -14,8 +15,6 @@
 #include <fstream>
 #include <set>
 #include <sstream>
-
-#include <toml++/toml.h>
 
 namespace edgeinfer::agent {
 namespace {
@@ -36,16 +35,26 @@ struct Errors {
 
 const char* TypeName(toml::node_type t) {
   switch (t) {
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a floating-point number";
-    case toml::node_type::boolean: return "a boolean";
-    case toml::node_type::table: return "a table";
-    case toml::node_type::array: return "an array";
-    case toml::node_type::date: return "a date";
-    case toml::node_type::time: return "a time";
-    case toml::node_type::date_time: return "a date-time";
-    default: return "nothing";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a floating-point number";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
+    default:
+      return "nothing";
   }
 }
 
@@ -81,8 +90,8 @@ class TableReader {
     if (!n->is_number()) return WrongType(key, *n, "a number");
     double v = *n->value<double>();
     if (!(v >= lo && v <= hi)) {  // also refuses NaN
-      errors_->Add(KeyPath(key), FormatDouble(v) + " is outside " + FormatDouble(lo) + ".." +
-                                     FormatDouble(hi));
+      errors_->Add(KeyPath(key),
+                   FormatDouble(v) + " is outside " + FormatDouble(lo) + ".." + FormatDouble(hi));
       return;
     }
     *out = v;
@@ -137,8 +146,7 @@ class TableReader {
     errors_->Add(KeyPath(key), std::string("expected ") + want + ", got " + TypeName(n.type()));
   }
   void Range(std::string_view key, const std::string& v, int64_t lo, int64_t hi) {
-    errors_->Add(KeyPath(key),
-                 v + " is outside " + std::to_string(lo) + ".." + std::to_string(hi));
+    errors_->Add(KeyPath(key), v + " is outside " + std::to_string(lo) + ".." + std::to_string(hi));
   }
   static std::string FormatDouble(double v) {
     std::ostringstream os;
@@ -194,7 +202,8 @@ std::string FilterProblem(std::string_view filter) {
   size_t start = 0;
   while (true) {
     size_t end = filter.find('/', start);
-    std::string_view level = filter.substr(start, end == std::string_view::npos ? end : end - start);
+    std::string_view level =
+        filter.substr(start, end == std::string_view::npos ? end : end - start);
     bool last = end == std::string_view::npos;
     if (HasWildcard(level) && level != "+" && level != "#")
       return "'" + std::string(filter) + "': + and # must fill a whole topic level";
@@ -259,11 +268,12 @@ void ParseLink(const toml::table* t, const std::string& path, const std::string&
   CheckUri(r, link->uri);
   link->password_file = ResolvePath(link->password_file, base_dir);
   if (link->reconnect_max_ms < link->reconnect_min_ms)
-    errors->Add(r.KeyPath("reconnect_max_ms"),
-                std::to_string(link->reconnect_max_ms) + " is below reconnect_min_ms (" +
-                    std::to_string(link->reconnect_min_ms) + ")");
+    errors->Add(r.KeyPath("reconnect_max_ms"), std::to_string(link->reconnect_max_ms) +
+                                                   " is below reconnect_min_ms (" +
+                                                   std::to_string(link->reconnect_min_ms) + ")");
   if (link->tls && !IsTlsUri(link->uri))
-    errors->Add(r.KeyPath("tls"), "given but uri '" + link->uri + "' is not ssl://, mqtts:// or wss://");
+    errors->Add(r.KeyPath("tls"),
+                "given but uri '" + link->uri + "' is not ssl://, mqtts:// or wss://");
   if (!link->password_file.empty() && link->username.empty())
     errors->Add(r.KeyPath("password_file"), "given without a username");
 }
@@ -400,19 +410,20 @@ void ParseDevice(const toml::table* t, const std::string& base_dir, Errors* erro
 void ParseLinks(TableReader& r, const std::string& base_dir, Errors* errors, AgentConfig* c) {
   ParseLink(r.Table("source"), "source", base_dir, errors, &c->source);
   c->sink_configured = r.Has("sink");
-  if (c->sink_configured) ParseLink(r.Table("sink"), "sink", base_dir, errors, &c->sink);
-  else c->sink = c->source;  // the same broker, settings and credentials
+  if (c->sink_configured)
+    ParseLink(r.Table("sink"), "sink", base_dir, errors, &c->sink);
+  else
+    c->sink = c->source;  // the same broker, settings and credentials
   // Two connections with one client id would keep taking each other's session.
   if (c->source.client_id.empty()) c->source.client_id = "edgeinfer-" + c->device_id + "-source";
   if (!c->sink_configured || c->sink.client_id.empty())
     c->sink.client_id = "edgeinfer-" + c->device_id + "-sink";
   if (c->sink.client_id == c->source.client_id && c->sink.uri == c->source.uri)
-    errors->Add("sink.client_id", "'" + c->sink.client_id +
-                                      "' is also source.client_id on the same broker");
+    errors->Add("sink.client_id",
+                "'" + c->sink.client_id + "' is also source.client_id on the same broker");
 }
 
-void ParsePipelines(TableReader& r, const std::string& base_dir, Errors* errors,
-                    AgentConfig* c) {
+void ParsePipelines(TableReader& r, const std::string& base_dir, Errors* errors, AgentConfig* c) {
   const toml::array* pipelines = r.Tables("pipeline");
   if (!pipelines || pipelines->empty()) {
     if (!r.Has("pipeline")) errors->Add("pipeline", "at least one [[pipeline]] is required");
@@ -435,8 +446,10 @@ Result<toml::table> ParseToml(const std::string& text, const std::string& source
   } catch (const toml::parse_error& e) {
     std::ostringstream os;
     const auto& at = e.source().begin;
-    if (source_name.empty()) os << "line " << at.line << ", column " << at.column;
-    else os << source_name << ":" << at.line << ":" << at.column;
+    if (source_name.empty())
+      os << "line " << at.line << ", column " << at.column;
+    else
+      os << source_name << ":" << at.line << ":" << at.column;
     os << ": " << e.description();
     return Status::InvalidArgument(os.str());
   }
@@ -467,7 +480,6 @@ template <class T>
 void Kv(std::ostream& os, const char* key, const T& v) {
   os << key << " = " << toml::value<T>(v) << "\n";
 }
-void Kv(std::ostream& os, const char* key, const char* v) { Kv(os, key, std::string(v)); }
 void Kv(std::ostream& os, const char* key, int v) { Kv(os, key, int64_t{v}); }
 void Kv(std::ostream& os, const char* key, const std::vector<std::string>& v) {
   toml::array a;
@@ -567,10 +579,14 @@ std::string ExpandTopic(const std::string& pattern, const AgentConfig& config,
   out.reserve(pattern.size() + 64);
   for (size_t i = 0; i < pattern.size();) {
     auto at = [&](const char* p) { return pattern.compare(i, strlen(p), p) == 0; };
-    if (at("{prefix}")) out += config.topic_prefix, i += 8;
-    else if (at("{device}")) out += config.device_id, i += 8;
-    else if (at("{pipeline}")) out += pipeline, i += 10;
-    else out += pattern[i++];
+    if (at("{prefix}"))
+      out += config.topic_prefix, i += 8;
+    else if (at("{device}"))
+      out += config.device_id, i += 8;
+    else if (at("{pipeline}"))
+      out += pipeline, i += 10;
+    else
+      out += pattern[i++];
   }
   return out;
 }

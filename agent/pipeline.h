@@ -5,6 +5,17 @@
 // (simdjson), appends to the stream's window and submits complete windows to the batcher, whose
 // bounded queue drops the oldest input (counted) under a burst. Results are formed on the
 // batcher's worker threads and handed to the ResultPublisher.
+//
+// Message layout (details in agent/stream_windows.h and agent/decoder.h):
+//   input.window = 0: one message is one model input: exactly the input's sample elements,
+//     in the model's own layout (e.g. 768 values, channel-major, for a [B,3,256] model).
+//   input.window = W > 0: the input sample must be [C, W] (channel-major; also chosen when
+//     both ends are W) or [W, C] (time-major). A message carries k >= 1 whole time steps,
+//     k*C values interleaved per step (x,y,z,x,y,z,...); per stream key, a window of the last
+//     W steps is cut every input.hop steps (0: = W) and laid out as the model expects.
+// Raw values are normalized with the model's metadata (agent/normalize.h) before batching.
+// The result message's schema is in agent/result_json.h. With several workers, results are
+// still published in `sequence` order.
 #pragma once
 
 #include <atomic>
@@ -29,6 +40,7 @@ enum class RejectReason {
   kUnknownTopic,   // no pipeline matches (counted by the router)
   kQueueOverflow,  // accepted, then dropped as the oldest under a burst
   kStreamEvicted,  // a stream's partial window dropped to keep max_streams
+  kInferenceFailed,  // accepted, then the model run failed (not the input's fault)
   kCount,
 };
 const char* RejectReasonName(RejectReason r);

@@ -5,6 +5,8 @@
 #include <limits>
 #include <string>
 
+#include "inference/quant/weight_format.h"
+
 namespace edgeinfer {
 
 using json = nlohmann::json;
@@ -336,10 +338,10 @@ Result<uint64_t> ConstantBytes(DType dtype, const Dims& dims) {
   EI_RETURN_IF_ERROR(CheckDims(dims));
   if (HasBatch(dims))
     return Status::InvalidArgument("constant has batch dims " + DimsToString(dims));
+  // Quantized weight blobs have no per-element size: their layout decides (weight_format.h).
+  if (IsPackedWeight(dtype)) return quant::WeightBlobBytes(dtype, dims);
   uint64_t numel = 1;
   for (int64_t d : dims) numel *= static_cast<uint64_t>(d);  // bounded by CheckDims
-  // Every dtype so far is a whole number of bytes per element; a packed type (int4, block
-  // quantized) would compute its size here.
   uint64_t elem = DTypeSize(dtype);
   if (elem == 0) return Status::Unsupported(std::string("dtype ") + DTypeName(dtype));
   uint64_t bytes;

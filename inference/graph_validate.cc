@@ -4,6 +4,7 @@
 
 #include "inference/model.h"
 #include "inference/op.h"
+#include "inference/quant/weight_format.h"
 
 namespace edgeinfer {
 
@@ -26,15 +27,27 @@ Status CheckTensor(const Graph& g, int i) {
     if (numel >= kMaxDim * 16)
       return Status::InvalidArgument(TensorContext(g, i) + ": too many elements");
   }
-  if (DTypeSize(t.dtype) == 0)
+  const bool packed = IsPackedWeight(t.dtype);
+  if (DTypeSize(t.dtype) == 0 && !packed)
     return Status::InvalidArgument(TensorContext(g, i) + ": unknown dtype");
-  if (!t.is_constant()) return Status::Ok();
+  if (!t.is_constant()) {
+    if (packed)
+      return Status::InvalidArgument(TensorContext(g, i) + ": " + DTypeName(t.dtype) +
+                                     " is a weight format, only constants can have it");
+    return Status::Ok();
+  }
   if (HasBatch(t.dims))
     return Status::InvalidArgument(TensorContext(g, i) + ": a constant cannot have a batch dim");
-  if (t.bytes != static_cast<size_t>(numel) * DTypeSize(t.dtype))
+  uint64_t want = static_cast<uint64_t>(numel) * DTypeSize(t.dtype);
+  if (packed) {
+    Result<uint64_t> blob = quant::WeightBlobBytes(t.dtype, t.dims);
+    if (!blob.ok()) return blob.status().WithContext(TensorContext(g, i));
+    want = *blob;
+  }
+  if (t.bytes != want)
     return Status::InvalidArgument(TensorContext(g, i) + ": holds " + std::to_string(t.bytes) +
-                                   " bytes, its shape " + DimsToString(t.dims) + " needs " +
-                                   std::to_string(numel * DTypeSize(t.dtype)));
+                                   " bytes, " + DTypeName(t.dtype) + " " + DimsToString(t.dims) +
+                                   " needs " + std::to_string(want));
   return Status::Ok();
 }
 

@@ -18,6 +18,8 @@
 
 namespace edgeinfer {
 
+class Profiler;
+
 struct KernelContext {
   const TensorView* in = nullptr;  // absent optional inputs have data == nullptr
   int num_in = 0;
@@ -25,6 +27,9 @@ struct KernelContext {
   int num_out = 0;
   void* scratch = nullptr;  // 64-byte aligned, ScratchBytes() long, contents undefined
   size_t scratch_bytes = 0;
+  // The session's profiler, or nullptr. Kernels may record sub-spans of their run with it (the
+  // quantized GEMMs record "quantize": activation quantization time as its own entry).
+  Profiler* profiler = nullptr;
 };
 
 class Kernel {

@@ -201,6 +201,7 @@ void Session::Impl::RunSteps() {
       ctx.scratch = arena.base() + st.scratch_offset;
       ctx.scratch_bytes = st.scratch_bytes;
     }
+    ctx.profiler = profiler;
     if (!profiler) {
       st.kernel->Run(ctx);
       continue;

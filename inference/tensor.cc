@@ -10,9 +10,13 @@ size_t DTypeSize(DType t) {
     case DType::kUInt8: return 1;
     case DType::kInt32: return 4;
     case DType::kInt64: return 8;
+    case DType::kQInt8Channel: return 0;
+    case DType::kQInt4Block: return 0;
   }
   return 0;
 }
+
+bool IsPackedWeight(DType t) { return t == DType::kQInt8Channel || t == DType::kQInt4Block; }
 
 namespace {
 struct DTypeNameEntry {
@@ -22,6 +26,7 @@ struct DTypeNameEntry {
 constexpr DTypeNameEntry kDTypeNames[] = {
     {DType::kFloat32, "float32"}, {DType::kFloat16, "float16"}, {DType::kInt8, "int8"},
     {DType::kUInt8, "uint8"},     {DType::kInt32, "int32"},     {DType::kInt64, "int64"},
+    {DType::kQInt8Channel, "qint8_channel"}, {DType::kQInt4Block, "qint4_block"},
 };
 }  // namespace
 

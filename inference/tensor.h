@@ -21,8 +21,17 @@ enum class DType : uint8_t {
   kUInt8 = 4,
   kInt32 = 5,
   kInt64 = 6,
+  // Quantized weight blobs, in the layout the kernels read (inference/quant/quant_types.h). Their
+  // dims are the logical float weight's ([N, K...]: output channels first); the blob's bytes come
+  // from quant::WeightBlobBytes (inference/quant/weight_format.h), not from an element size.
+  // Constants only: never an activation, input or output.
+  kQInt8Channel = 7,  // "qint8_channel": int8 per output channel, symmetric, + scales + row sums
+  kQInt4Block = 8,    // "qint4_block": 4-bit blocks of 32 along K with fp16 scales, rows by 8
 };
 
+// True for the quantized weight blob dtypes (kQInt8Channel, kQInt4Block).
+bool IsPackedWeight(DType t);
+// Bytes per element; 0 for the packed weight dtypes, which have no per-element size.
 size_t DTypeSize(DType t);
 const char* DTypeName(DType t);
 // Parses "float32", "float16", "int8", ... Returns false for an unknown name.

@@ -65,18 +65,27 @@ int AddVector(Graph* g, const std::string& base, const std::vector<float>& v) {
   return AddFloatConstant(g, UniqueTensorName(*g, base), {static_cast<int64_t>(v.size())}, v);
 }
 
-// The weight/bias layout of a Conv or Gemm that folding may rewrite.
+// Conv and Gemm both read their weights (rows = output channels) at input 1 and their bias
+// at input 2.
+constexpr int kWeightInput = 1;
+constexpr int kBiasInput = 2;
+
+// The current bias per output channel (Gemm's beta already applied), if folding may rewrite it.
 struct Affine {
-  int weight_input = 1;
-  int bias_input = 2;
-  std::vector<float> bias;  // current bias per output channel (beta already applied)
+  std::vector<float> bias;
 };
 
+// The number of output channels of constant weights `t` (their dims[0]); -1 if not usable.
+int64_t WeightRows(const Graph& g, int t) {
+  if (!IsFloatConstant(g, t) || g.tensors[t].dims.empty()) return -1;
+  return g.tensors[t].dims[0];
+}
+
 std::optional<Affine> ConvAffine(const Graph& g, const Node& conv) {
-  if (conv.inputs.size() < 2 || !IsFloatConstant(g, conv.inputs[1])) return std::nullopt;
-  int64_t m = g.tensors[conv.inputs[1]].dims[0];
+  int64_t m = conv.inputs.size() > kWeightInput ? WeightRows(g, conv.inputs[kWeightInput]) : -1;
+  if (m < 0) return std::nullopt;
   Affine a;
-  int b = conv.inputs.size() > 2 ? conv.inputs[2] : -1;
+  int b = conv.inputs.size() > kBiasInput ? conv.inputs[kBiasInput] : -1;
   if (b < 0) {
     a.bias.assign(m, 0.f);
     return a;
@@ -87,12 +96,10 @@ std::optional<Affine> ConvAffine(const Graph& g, const Node& conv) {
 }
 
 std::optional<Affine> GemmAffine(const Graph& g, const Node& gemm) {
-  if (gemm.inputs.size() < 2 || !IsFloatConstant(g, gemm.inputs[1]) ||
-      gemm.attrs.GetInt("transB", 0) != 1)
-    return std::nullopt;
-  int64_t n = g.tensors[gemm.inputs[1]].dims[0];
+  int64_t n = gemm.inputs.size() > kWeightInput ? WeightRows(g, gemm.inputs[kWeightInput]) : -1;
+  if (n < 0 || gemm.attrs.GetInt("transB", 0) != 1) return std::nullopt;
   Affine a;
-  int c = gemm.inputs.size() > 2 ? gemm.inputs[2] : -1;
+  int c = gemm.inputs.size() > kBiasInput ? gemm.inputs[kBiasInput] : -1;
   if (c < 0) {
     a.bias.assign(n, 0.f);
     return a;
@@ -116,12 +123,12 @@ std::optional<Affine> HostAffine(const Graph& g, const Node& host) {
 // Writes the new bias (and marks Gemm's beta as already applied).
 void SetBias(Graph* g, Node* host, const Affine& a) {
   int b = AddVector(g, host->name + ".bias_folded", a.bias);
-  if (host->inputs.size() < 3) host->inputs.resize(3, -1);
-  host->inputs[a.bias_input] = b;
+  if (host->inputs.size() <= kBiasInput) host->inputs.resize(kBiasInput + 1, -1);
+  host->inputs[kBiasInput] = b;
   if (host->op == "Gemm") host->attrs.Set("beta", 1.f);
 }
 
-// The output channel axis of a host's output and its channel count.
+// The axis of a host's output that indexes its output channels.
 size_t ChannelAxis(const Graph& g, const Node& host) {
   return host.op == "Conv" ? 1 : g.tensors[host.outputs[0]].dims.size() - 1;
 }
@@ -130,11 +137,12 @@ bool FoldOneBatchNorm(Graph* g, Node* host, const Node& bn) {
   auto a = HostAffine(*g, *host);
   auto bnp = ReadBatchNorm(*g, bn);
   // Batch norm normalizes axis 1: for a Gemm that is its N only when the output is 2-D.
-  if (!a || !bnp || a->bias.size() != bnp->scale.size() || ChannelAxis(*g, *host) != 1)
+  if (!a || !bnp || a->bias.empty() || a->bias.size() != bnp->scale.size() ||
+      ChannelAxis(*g, *host) != 1)
     return false;
   for (size_t c = 0; c < a->bias.size(); ++c)
     a->bias[c] = a->bias[c] * bnp->scale[c] + bnp->shift[c];
-  host->inputs[a->weight_input] = ScaleRows(g, host->inputs[a->weight_input], bnp->scale);
+  host->inputs[kWeightInput] = ScaleRows(g, host->inputs[kWeightInput], bnp->scale);
   SetBias(g, host, *a);
   return true;
 }

@@ -100,8 +100,11 @@ Status AddInputs(const onnx::GraphProto& gp, LowerContext& cx) {
     cx.graph().inputs.push_back(index);
     cx.BindTensor(v.name(), index);
   }
-  for (const auto& t : gp.initializer())
-    EI_RETURN_IF_ERROR(BindOnnxConstant(cx, t.name(), t).WithContext("initializer"));
+  // An initializer that cannot be imported fails the import only if a node reads it.
+  for (const auto& t : gp.initializer()) {
+    Status s = BindOnnxConstant(cx, t.name(), t);
+    if (!s.ok()) cx.BindRefused(t.name(), s.WithContext("initializer"));
+  }
   return Status::Ok();
 }
 
@@ -113,29 +116,47 @@ std::set<std::string> UsedValues(const onnx::GraphProto& gp) {
   return used;
 }
 
+bool IsDefaultDomain(const onnx::NodeProto& n) {
+  return n.domain().empty() || n.domain() == "ai.onnx";
+}
+
 std::string NodeLabel(const onnx::NodeProto& n) {
-  std::string op =
-      n.domain().empty() || n.domain() == "ai.onnx" ? n.op_type() : n.domain() + "." + n.op_type();
+  std::string op = IsDefaultDomain(n) ? n.op_type() : n.domain() + "." + n.op_type();
   return "node '" + n.name() + "' (" + op + ")";
 }
 
-Status LowerNode(const onnx::NodeProto& n, LowerContext& cx) {
-  const OnnxLowering* lowering = nullptr;
-  if (n.domain().empty() || n.domain() == "ai.onnx") lowering = FindLowering(n.op_type());
-  if (!lowering) return Status::Unsupported(NodeLabel(n) + ": unsupported op");
-  Status s = n.output_size() > 0 && !n.output(0).empty()
-                 ? lowering->lower(n, cx)
-                 : Status::InvalidArgument("the node has no output");
-  // An internal op's infer error may already name this node and op; don't say it twice.
-  if (s.ok() || s.message().rfind(NodeLabel(n), 0) == 0) return s;
-  return s.WithContext(NodeLabel(n));
-}
-
-Status LowerNodes(onnx::GraphProto* gp, LowerContext& cx) {
+// Names unnamed nodes "<OpType>_<index>" so that every error can name its node.
+void NameNodes(onnx::GraphProto* gp) {
   for (int i = 0; i < gp->node_size(); ++i) {
     onnx::NodeProto* n = gp->mutable_node(i);
     if (n->name().empty()) n->set_name(n->op_type() + "_" + std::to_string(i));
-    EI_RETURN_IF_ERROR(LowerNode(*n, cx));
+  }
+}
+
+// Refuses nodes the importer cannot lower, before ONNX's shape inference runs on them, and
+// window attributes below 1: ONNX 1.12's inference divides by strides unchecked.
+Status PrecheckNodes(const onnx::GraphProto& gp) {
+  for (const auto& n : gp.node()) {
+    if (!IsDefaultDomain(n) || !FindLowering(n.op_type()))
+      return Status::Unsupported(NodeLabel(n) + ": unsupported op");
+    if (n.output_size() == 0 || n.output(0).empty())
+      return Status::InvalidArgument(NodeLabel(n) + ": the node has no output");
+    for (const auto& a : n.attribute()) {
+      bool window = a.name() == "strides" || a.name() == "dilations" || a.name() == "kernel_shape";
+      for (int64_t v : a.ints())
+        if (window && v < 1)
+          return Status::InvalidArgument(NodeLabel(n) + ": '" + a.name() + "' must be >= 1");
+    }
+  }
+  return Status::Ok();
+}
+
+Status LowerNodes(const onnx::GraphProto& gp, LowerContext& cx) {
+  for (const auto& n : gp.node()) {
+    Status s = FindLowering(n.op_type())->lower(n, cx);
+    // An internal op's infer error may already name this node and op; don't say it twice.
+    if (!s.ok() && s.message().rfind(NodeLabel(n), 0) != 0) return s.WithContext(NodeLabel(n));
+    EI_RETURN_IF_ERROR(s);
   }
   return Status::Ok();
 }
@@ -185,13 +206,15 @@ Result<Graph> Import(const std::string& bytes, const OnnxImportOptions& options,
                      const std::string& fallback_name) {
   EI_ASSIGN_OR_RETURN(onnx::ModelProto m, Parse(bytes));
   EI_ASSIGN_OR_RETURN(int opset, DefaultOpset(m));
+  onnx::GraphProto* gp = m.mutable_graph();
+  NameNodes(gp);
+  EI_RETURN_IF_ERROR(PrecheckNodes(*gp));
   if (options.run_checker) EI_RETURN_IF_ERROR(RunOnnxChecks(&m));
   Graph g;
   EI_ASSIGN_OR_RETURN(g.info, ReadOnnxModelInfo(m, bytes, fallback_name));
-  onnx::GraphProto* gp = m.mutable_graph();
   LowerContext cx(&g, opset, UsedValues(*gp));
   EI_RETURN_IF_ERROR(AddInputs(*gp, cx));
-  EI_RETURN_IF_ERROR(LowerNodes(gp, cx));
+  EI_RETURN_IF_ERROR(LowerNodes(*gp, cx));
   EI_RETURN_IF_ERROR(BindOutputs(*gp, cx));
   if (options.optimize) {
     EI_RETURN_IF_ERROR(OptimizeGraph(&g));

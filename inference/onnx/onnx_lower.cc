@@ -11,11 +11,13 @@ Status Missing(int i) {
   return Status::InvalidArgument("input " + std::to_string(i) + " is missing");
 }
 
-Status Undefined(const std::string& value) {
+}  // namespace
+
+Status LowerContext::Unavailable(const std::string& value) const {
+  auto it = refused_.find(value);
+  if (it != refused_.end()) return it->second;
   return Status::InvalidArgument("input '" + value + "' is not produced by an earlier node");
 }
-
-}  // namespace
 
 int LowerContext::TensorOf(const std::string& value) const {
   auto it = tensors_.find(value);
@@ -29,7 +31,7 @@ Result<int> LowerContext::Tensor(const onnx::NodeProto& n, int i) const {
   if (ints_.count(n.input(i)))
     return Status::Unsupported("input '" + n.input(i) +
                                "' is an integer tensor; only float32 tensors are supported here");
-  return Undefined(n.input(i));
+  return Unavailable(n.input(i));
 }
 
 Result<KnownInts> LowerContext::Ints(const onnx::NodeProto& n, int i) const {
@@ -40,7 +42,7 @@ Result<KnownInts> LowerContext::Ints(const onnx::NodeProto& n, int i) const {
     return Status::Unsupported("input '" + n.input(i) +
                                "' must be an integer value known at import (a constant or "
                                "shape arithmetic), not a float tensor");
-  return Undefined(n.input(i));
+  return Unavailable(n.input(i));
 }
 
 Result<std::vector<int64_t>> LowerContext::LiteralInts(const onnx::NodeProto& n, int i) const {

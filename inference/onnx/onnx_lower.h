@@ -36,6 +36,9 @@ class LowerContext {
 
   void BindTensor(const std::string& value, int tensor) { tensors_[value] = tensor; }
   void BindInts(const std::string& value, KnownInts v) { ints_[value] = std::move(v); }
+  // A value that could not be imported (an initializer of an unsupported type, say): only an
+  // error if something reads it, and then this one.
+  void BindRefused(const std::string& value, Status why) { refused_[value] = std::move(why); }
   // The tensor an ONNX value became; -1 if it is not a tensor (unknown or KnownInts).
   int TensorOf(const std::string& value) const;
 
@@ -69,6 +72,9 @@ class LowerContext {
   std::set<std::string> used_;
   std::map<std::string, int> tensors_;
   std::map<std::string, KnownInts> ints_;
+  std::map<std::string, Status> refused_;
+
+  Status Unavailable(const std::string& value) const;
 };
 
 // Binds ONNX value `name` to the contents of `t`: a float constant tensor for FLOAT, DOUBLE and

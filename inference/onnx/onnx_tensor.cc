@@ -152,7 +152,7 @@ Result<Dims> OnnxTensorDims(const TensorProto& t) {
   int64_t count = 1;
   for (int64_t d : dims) {
     if (d < 0 || (d != 0 && count > std::numeric_limits<int64_t>::max() / d))
-      return Status::InvalidArgument(Named(t) + " has invalid dims " + DimsToString(dims));
+      return Status::InvalidArgument(Named(t) + " has an invalid dim " + std::to_string(d));
     count *= d;
   }
   return dims;

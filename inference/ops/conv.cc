@@ -5,6 +5,13 @@
 //    the GEMM would have K = kh*kw;
 //  - pointwise (1x1, stride 1, no pad): the input planes already are the GEMM's right matrix;
 //  - otherwise im2col into scratch and one sgemm per group per sample.
+// A Conv whose constant W is float16 or quantized (inference/quant/weight_format.h) runs a fourth
+// kernel: per sample and group, im2col transposed into rows (the patch of each output position as
+// a row, K = C/group * kh * kw, the order of W's rows) in scratch, the quantized GEMM
+// rows[positions, K] * W[M/group, K]^T with the bias fused, and a transposition into the output
+// planes with the activation. Depthwise convs keep float32 weights (the converter never quantizes
+// them: a K of kh*kw taps is too short for integer dot products to pay).
+#include <algorithm>
 #include <climits>
 
 #include "inference/kernels/affine.h"
@@ -23,6 +30,7 @@ struct ConvParams {
   Dims out_dims;
   bool depthwise = false;
   bool pointwise = false;
+  bool quantized = false;  // W is not float32: QuantConvKernel
   Activation act;
 };
 
@@ -65,8 +73,24 @@ void ChooseKernel(int64_t c, ConvParams* p) {
                  h.pad_begin == 0 && h.pad_end == 0 && w.pad_begin == 0 && w.pad_end == 0;
 }
 
+// A W of a quantized kernel dtype: a GEMM conv (not depthwise); int4 rows are stored in groups
+// of 8, so each conv group's M/group output channels must be a multiple of 8.
+Status CheckQuantizedConv(const Node& node, const TensorDesc& w, int64_t c, int64_t k,
+                          const ConvParams& p) {
+  if (p.group == c && c > 1)
+    return NodeUnsupported(node, std::string("a depthwise conv takes float32 weights, not ") +
+                                     DTypeName(w.dtype));
+  if (k > quant::kMaxQuantK)
+    return NodeUnsupported(node, "C/group*kh*kw = " + std::to_string(k) +
+                                     " exceeds the quantized kernels' " +
+                                     std::to_string(quant::kMaxQuantK));
+  if (w.dtype == DType::kQInt4Block && p.group > 1 && (w.dims[0] / p.group) % quant::kQ4RowGroup)
+    return NodeUnsupported(node, "a grouped qint4_block conv needs M/group to be a multiple of 8");
+  return Status::Ok();
+}
+
 Status ParseConv(const Node& node, const Graph& graph, ConvParams* p) {
-  EI_RETURN_IF_ERROR(CheckInputs(node, graph, 2, 3));
+  EI_RETURN_IF_ERROR(CheckInputsWithWeight(node, graph, 2, 3, /*weight=*/1));
   EI_RETURN_IF_ERROR(ParseActivation(node, &p->act));
   const TensorDesc& x = *InputDesc(node, graph, 0);
   const TensorDesc& w = *InputDesc(node, graph, 1);
@@ -86,6 +110,8 @@ Status ParseConv(const Node& node, const Graph& graph, ConvParams* p) {
   if (out_plane > INT_MAX || gemm_k > INT_MAX)
     return NodeUnsupported(node, "output plane or C/group*kh*kw exceeds the BLAS int range");
   ChooseKernel(c, p);
+  p->quantized = w.dtype != DType::kFloat32;
+  if (p->quantized) EI_RETURN_IF_ERROR(CheckQuantizedConv(node, w, c, gemm_k, *p));
   return Status::Ok();
 }
 
@@ -177,6 +203,100 @@ class ConvKernel final : public Kernel {
   ConvParams p_;
 };
 
+// dst[j][i] = src[i][j] for i < rows, j < cols (src rows lds floats apart, dst rows ldd apart),
+// in 8 x 8 tiles so both sides stream through L1 in whole cache lines.
+void Transpose(const float* src, int64_t rows, int64_t cols, int64_t lds, float* dst, int64_t ldd) {
+  constexpr int64_t kTile = 8;
+  for (int64_t i0 = 0; i0 < rows; i0 += kTile) {
+    const int64_t i1 = std::min(rows, i0 + kTile);
+    for (int64_t j0 = 0; j0 < cols; j0 += kTile) {
+      const int64_t j1 = std::min(cols, j0 + kTile);
+      if (i1 - i0 == kTile && j1 - j0 == kTile) {
+        for (int64_t j = 0; j < kTile; ++j)
+          for (int64_t i = 0; i < kTile; ++i) dst[(j0 + j) * ldd + i0 + i] = src[(i0 + i) * lds + j0 + j];
+        continue;
+      }
+      for (int64_t j = j0; j < j1; ++j)
+        for (int64_t i = i0; i < i1; ++i) dst[j * ldd + i] = src[i * lds + j];
+    }
+  }
+}
+
+// Conv with a quantized W (see the top of the file). Scratch, 64-byte aligned pieces: Im2Col's
+// columns [K, P] (P = out_h * out_w, K = C/group * kh * kw; none for a pointwise conv, whose
+// input planes already are that matrix), their transposition: the rows [P, K], the GEMM's scratch
+// for P rows, and the GEMM's output [P, M/group] before its transposition into the output planes.
+class QuantConvKernel final : public Kernel {
+ public:
+  QuantConvKernel(const ConvParams& p, const TensorDesc& w) : p_(p), gemm_(w) {}
+
+  size_t ScratchBytes(std::span<const Shape> in, std::span<const Shape> out) const override {
+    const Layout l = MakeLayout(in[0], out[0]);
+    return l.total;
+  }
+
+  void Run(const KernelContext& ctx) override {
+    const Shape& xs = ctx.in[0].shape;
+    const Shape& ys = ctx.out[0].shape;
+    const PlaneGeom g = MakePlaneGeom(xs, ys, p_.h, p_.w);
+    const Layout l = MakeLayout(xs, ys);
+    auto* base = static_cast<uint8_t*>(ctx.scratch);
+    auto* cols = reinterpret_cast<float*>(base);
+    auto* rows = reinterpret_cast<float*>(base + l.rows_offset);
+    void* qscratch = base + l.qscratch_offset;
+    auto* tmp = reinterpret_cast<float*>(base + l.tmp_offset);
+    const int64_t c = xs[1], m = ys[1];
+    const int64_t cg = c / p_.group, mg = m / p_.group;
+    const int64_t in_plane = g.in_h * g.in_w, plane = g.out_h * g.out_w;
+    const float* bias = ctx.num_in > 2 ? ctx.in[2].f32() : nullptr;
+    for (int64_t n = 0; n < xs[0]; ++n) {
+      const float* x = ctx.in[0].f32() + n * c * in_plane;
+      float* y = ctx.out[0].f32() + n * m * plane;
+      for (int64_t grp = 0; grp < p_.group; ++grp) {
+        const float* xg = x + grp * cg * in_plane;
+        if (!p_.pointwise) {
+          Im2Col(xg, cg, g, cols);
+          xg = cols;
+        }
+        Transpose(xg, l.k, plane, plane, rows, l.k);
+        gemm_.Run(plane, rows, l.k, grp * mg, (grp + 1) * mg, bias, tmp, mg, qscratch,
+                  ctx.profiler);
+        TransposeInto(tmp, plane, mg, y + grp * mg * plane);
+      }
+    }
+  }
+
+ private:
+  struct Layout {
+    int64_t k = 0;
+    size_t rows_offset = 0, qscratch_offset = 0, tmp_offset = 0, total = 0;
+  };
+
+  static size_t Align64(size_t v) { return (v + 63) / 64 * 64; }
+
+  Layout MakeLayout(const Shape& x, const Shape& y) const {
+    const PlaneGeom g = MakePlaneGeom(x, y, p_.h, p_.w);
+    const int64_t plane = g.out_h * g.out_w;
+    Layout l;
+    l.k = x[1] / p_.group * g.h.kernel * g.w.kernel;
+    const size_t matrix = Align64(static_cast<size_t>(plane * l.k) * sizeof(float));
+    l.rows_offset = p_.pointwise ? 0 : matrix;
+    l.qscratch_offset = l.rows_offset + matrix;
+    l.tmp_offset = l.qscratch_offset + Align64(gemm_.ScratchBytes(plane));
+    l.total = l.tmp_offset + static_cast<size_t>(plane * (y[1] / p_.group)) * sizeof(float);
+    return l;
+  }
+
+  // out[j][i] = act(tmp[i][j]) for the group's mg output planes.
+  void TransposeInto(const float* tmp, int64_t plane, int64_t mg, float* out) const {
+    Transpose(tmp, plane, mg, mg, out, plane);
+    p_.act.Apply(out, static_cast<size_t>(mg * plane));
+  }
+
+  ConvParams p_;
+  QuantGemm gemm_;
+};
+
 }  // namespace
 
 Status InferConv(const Node& node, const Graph& graph, std::vector<TensorDesc>* outs) {
@@ -190,6 +310,8 @@ Status InferConv(const Node& node, const Graph& graph, std::vector<TensorDesc>* 
 Result<std::unique_ptr<Kernel>> CreateConv(const Node& node, const Graph& graph) {
   ConvParams p;
   EI_RETURN_IF_ERROR(ParseConv(node, graph, &p));
+  if (p.quantized)
+    return std::unique_ptr<Kernel>(new QuantConvKernel(p, *InputDesc(node, graph, 1)));
   return std::unique_ptr<Kernel>(new ConvKernel(p));
 }
 

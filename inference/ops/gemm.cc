@@ -1,5 +1,7 @@
 // Gemm and MatMul: both end in one OpenBLAS call per matrix product (kernels/blas.h routes the
 // M == 1 and N == 1 cases to sgemv), followed by a single pass adding C and the fused activation.
+// A Gemm whose constant B is float16 or quantized (inference/quant/weight_format.h) runs on the
+// quantized kernels instead (QuantGemm), with C and the activation in float as before.
 #include <algorithm>
 
 #include "inference/kernels/affine.h"
@@ -20,6 +22,8 @@ struct GemmParams {
   float beta = 1.f;
   Activation act;
   Dims out_dims;
+  bool quantized = false;  // B is a constant weight of a quantized kernel format (not float32)
+  bool c_is_bias = false;  // C is a length-N row added once per output row with beta 1
 };
 
 // M as one symbolic dim: the product of `dims`, or 0 with *ok = false when more than one of them
@@ -56,8 +60,20 @@ Status ParseGemmAttrs(const Node& node, GemmParams* p) {
   return FloatAttr(node, "beta", 1.f, &p->beta);
 }
 
+// B of another dtype than float32 runs on the quantized kernels, which take exactly
+// Y[M, N] = A[M, K] * B[N, K]^T (+ a bias row): the converter folds alpha into the weight.
+Status CheckQuantizedGemm(const Node& node, const TensorDesc& b, int64_t k, const GemmParams& p) {
+  if (p.trans_a || !p.trans_b || p.alpha != 1.f)
+    return NodeUnsupported(node, std::string("a ") + DTypeName(b.dtype) +
+                                     " B needs transA=0, transB=1 and alpha=1");
+  if (k > quant::kMaxQuantK)
+    return NodeUnsupported(node, "K = " + std::to_string(k) + " exceeds the quantized kernels' " +
+                                     std::to_string(quant::kMaxQuantK));
+  return Status::Ok();
+}
+
 Status ParseGemm(const Node& node, const Graph& graph, GemmParams* p) {
-  EI_RETURN_IF_ERROR(CheckInputs(node, graph, 2, 3));
+  EI_RETURN_IF_ERROR(CheckInputsWithWeight(node, graph, 2, 3, /*weight=*/1));
   EI_RETURN_IF_ERROR(ParseGemmAttrs(node, p));
   const Dims& a = InputDesc(node, graph, 0)->dims;
   const Dims& b = InputDesc(node, graph, 1)->dims;
@@ -75,8 +91,13 @@ Status ParseGemm(const Node& node, const Graph& graph, GemmParams* p) {
                                ", B " + DimsToString(b) + " gives K = " + std::to_string(k_b));
   bool m_known = true;
   const int64_t m = p->trans_a ? a[1] : SymbolicProduct(a, a.size() - 1, &m_known);
-  if (const TensorDesc* c = InputDesc(node, graph, 2))
+  p->quantized = InputDesc(node, graph, 1)->dtype != DType::kFloat32;
+  if (p->quantized) EI_RETURN_IF_ERROR(CheckQuantizedGemm(node, *InputDesc(node, graph, 1), k, *p));
+  if (const TensorDesc* c = InputDesc(node, graph, 2)) {
     EI_RETURN_IF_ERROR(CheckGemmC(node, *c, m, m_known, n));
+    const Dims& d = c->dims;
+    p->c_is_bias = p->beta == 1.f && !d.empty() && d.back() == n && (d.size() == 1 || d[0] == 1);
+  }
   p->out_dims = p->trans_a ? Dims{a[1]} : Dims(a.begin(), a.end() - 1);
   p->out_dims.push_back(n);
   return Status::Ok();
@@ -113,6 +134,46 @@ class GemmKernel final : public Kernel {
 
  private:
   GemmParams p_;
+};
+
+// Gemm with a quantized B: the activations' rows are quantized into scratch, the integer GEMM
+// writes Y with C fused as the bias when it is a plain row (the converter's case), then any other
+// C and the activation follow as in the float kernel.
+class QuantGemmKernel final : public Kernel {
+ public:
+  QuantGemmKernel(const GemmParams& p, const TensorDesc& b) : p_(p), gemm_(b) {}
+
+  size_t ScratchBytes(std::span<const Shape> in, std::span<const Shape> out) const override {
+    (void)out;
+    return gemm_.ScratchBytes(in[0].Product(0, in[0].rank - 1));
+  }
+
+  void Run(const KernelContext& ctx) override {
+    const Shape& as = ctx.in[0].shape;
+    const int64_t m = as.Product(0, as.rank - 1);
+    const int64_t k = as[as.rank - 1];
+    const int64_t n = ctx.in[1].shape[0];
+    float* y = ctx.out[0].f32();
+    const TensorView* c = ctx.num_in > 2 && ctx.in[2].data ? &ctx.in[2] : nullptr;
+    const float* bias = c && p_.c_is_bias ? c->f32() : nullptr;
+    gemm_.Run(m, ctx.in[0].f32(), k, 0, n, bias, y, n, ctx.scratch, ctx.profiler);
+    if (!c || bias || p_.beta == 0.f) {
+      p_.act.Apply(y, static_cast<size_t>(m * n));
+      return;
+    }
+    const Shape& cs = c->shape;
+    const int64_t c_rows = cs.rank == 2 ? cs[0] : 1;
+    const int64_t c_cols = cs.rank >= 1 ? cs[cs.rank - 1] : 1;
+    for (int64_t i = 0; i < m; ++i) {
+      const float* c_row = c->f32() + (c_rows == 1 ? 0 : i * c_cols);
+      AddBroadcastMatrix(y + i * n, 1, n, c_row, 1, c_cols, p_.beta);
+      p_.act.Apply(y + i * n, static_cast<size_t>(n));
+    }
+  }
+
+ private:
+  GemmParams p_;
+  QuantGemm gemm_;
 };
 
 // --- MatMul ---
@@ -216,6 +277,8 @@ Status InferGemm(const Node& node, const Graph& graph, std::vector<TensorDesc>* 
 Result<std::unique_ptr<Kernel>> CreateGemm(const Node& node, const Graph& graph) {
   GemmParams p;
   EI_RETURN_IF_ERROR(ParseGemm(node, graph, &p));
+  if (p.quantized)
+    return std::unique_ptr<Kernel>(new QuantGemmKernel(p, *InputDesc(node, graph, 1)));
   return std::unique_ptr<Kernel>(new GemmKernel(p));
 }
 

@@ -4,6 +4,7 @@
 
 #include "inference/op.h"
 #include "inference/ops/nn_ops_internal.h"
+#include "inference/quant/weight_format.h"
 
 namespace edgeinfer {
 
@@ -17,7 +18,37 @@ Status NodeUnsupported(const Node& node, const std::string& what) {
   return Status::Unsupported(NodeContext(node) + ": " + what);
 }
 
-Status CheckInputs(const Node& node, const Graph& graph, size_t min_inputs, size_t max_inputs) {
+namespace {
+
+constexpr size_t kNoWeight = static_cast<size_t>(-1);
+
+Status CheckWeightInput(const Node& node, size_t i, const TensorDesc& t) {
+  quant::WeightFormat format;
+  if (!quant::WeightFormatOf(t.dtype, &format))
+    return NodeUnsupported(node, "input " + std::to_string(i) + " ('" + t.name +
+                                     "') must be float32, float16 or a quantized weight dtype, "
+                                     "got " +
+                                     DTypeName(t.dtype));
+  if (!t.is_constant())
+    return NodeUnsupported(node, "input " + std::to_string(i) + " ('" + t.name + "') is " +
+                                     DTypeName(t.dtype) + ", which only a constant weight can be");
+  return Status::Ok();
+}
+
+Status CheckPrecisionAttr(const Node& node, const TensorDesc& w) {
+  if (!node.attrs.Has("precision")) return Status::Ok();
+  const auto& v = node.attrs.values().at("precision");
+  const std::string* name = std::get_if<std::string>(&v);
+  if (!name) return NodeError(node, "attribute 'precision' must be a string");
+  const char* want = quant::WeightPrecisionName(w.dtype);
+  if (want == nullptr || *name != want)
+    return NodeError(node, "attribute 'precision' is '" + *name + "' but the weight '" + w.name +
+                               "' is " + DTypeName(w.dtype));
+  return Status::Ok();
+}
+
+Status CheckInputsImpl(const Node& node, const Graph& graph, size_t min_inputs,
+                       size_t max_inputs, size_t weight) {
   const size_t n = node.inputs.size();
   if (n < min_inputs || n > max_inputs) {
     std::string want = std::to_string(min_inputs);
@@ -32,11 +63,27 @@ Status CheckInputs(const Node& node, const Graph& graph, size_t min_inputs, size
       if (i < min_inputs) return NodeError(node, "input " + std::to_string(i) + " is required");
       continue;
     }
+    if (i == weight) {
+      if (t->dtype != DType::kFloat32) EI_RETURN_IF_ERROR(CheckWeightInput(node, i, *t));
+      EI_RETURN_IF_ERROR(CheckPrecisionAttr(node, *t));
+      continue;
+    }
     if (t->dtype != DType::kFloat32)
       return NodeUnsupported(node, "input " + std::to_string(i) + " ('" + t->name +
                                        "') must be float32, got " + DTypeName(t->dtype));
   }
   return Status::Ok();
+}
+
+}  // namespace
+
+Status CheckInputs(const Node& node, const Graph& graph, size_t min_inputs, size_t max_inputs) {
+  return CheckInputsImpl(node, graph, min_inputs, max_inputs, kNoWeight);
+}
+
+Status CheckInputsWithWeight(const Node& node, const Graph& graph, size_t min_inputs,
+                             size_t max_inputs, size_t weight) {
+  return CheckInputsImpl(node, graph, min_inputs, max_inputs, weight);
 }
 
 namespace {

@@ -12,6 +12,7 @@
 #include "inference/graph.h"
 #include "inference/kernels/window.h"
 #include "inference/op.h"
+#include "inference/quant/qgemm.h"
 #include "inference/ops/activation.h"
 
 namespace edgeinfer::nn {
@@ -37,6 +38,34 @@ Result<std::unique_ptr<Kernel>> CreateGlobalMaxPool(const Node& node, const Grap
 Status InferBatchNorm(const Node& node, const Graph& graph, std::vector<TensorDesc>* outs);
 Result<std::unique_ptr<Kernel>> CreateBatchNorm(const Node& node, const Graph& graph);
 
+// --- The quantized GEMM shared by Gemm and Conv (qgemm_op.cc) ---
+
+// Y[M, N] = X[M, K] * W^T + bias for a constant weight W in a quantized kernel format: the
+// kernels are selected once (SelectQGemm at BestCpuLevel(), so EDGEINFER_CPU_LEVEL applies) and
+// the weight blob is used where it lies (in the mapped file), never copied. Run quantizes X's rows
+// into scratch, then runs the integer (or fp16) GEMM; with a profiler the quantize step is
+// recorded as its own span, category "quantize".
+class QuantGemm {
+ public:
+  QuantGemm() = default;
+  // `w` passed CheckInputsWithWeight and is not float32.
+  explicit QuantGemm(const TensorDesc& w);
+
+  quant::WeightFormat format() const { return weights_.format; }
+  quant::CpuLevel level() const { return kernels_.level; }
+  int64_t k() const { return weights_.k; }
+  // Scratch for `m` rows of X.
+  size_t ScratchBytes(int64_t m) const;
+  // Rows [n_begin, n_end) of W (for kQ4, n_begin a multiple of 8): y[i][j] for j < n_end -
+  // n_begin, rows ldy apart, from x [m, K] with rows ldx apart; bias indexed from n_begin.
+  void Run(int64_t m, const float* x, int64_t ldx, int64_t n_begin, int64_t n_end,
+           const float* bias, float* y, int64_t ldy, void* scratch, Profiler* profiler) const;
+
+ private:
+  quant::QuantWeights weights_;
+  quant::QGemmKernels kernels_;
+};
+
 // --- Shared validation ---
 
 // Largest value accepted for window attributes (kernel, stride, dilation, pad, group): keeps all
@@ -50,6 +79,12 @@ Status NodeUnsupported(const Node& node, const std::string& what);
 // Checks min_inputs <= #inputs <= max_inputs, exactly one output, that the first min_inputs
 // inputs are present and that every present input is float32.
 Status CheckInputs(const Node& node, const Graph& graph, size_t min_inputs, size_t max_inputs);
+// The same, except that input `weight` (Gemm's B, Conv's W) may also be a constant of a quantized
+// kernel's weight dtype (float16, qint8_channel, qint4_block: inference/quant/weight_format.h).
+// When the node has a `precision` attribute it must be the string naming that input's precision
+// (quant::WeightPrecisionName: "fp32", "fp16", "int8", "int4").
+Status CheckInputsWithWeight(const Node& node, const Graph& graph, size_t min_inputs,
+                             size_t max_inputs, size_t weight);
 
 // Typed attribute readers: an absent attribute gives `def`; one of another type is an error.
 Status IntAttr(const Node& node, const char* name, int64_t def, int64_t* out);

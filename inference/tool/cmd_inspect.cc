@@ -5,6 +5,9 @@
 #include <nlohmann/json.hpp>
 
 #include "inference/model.h"
+#include "inference/quant/cpu_features.h"
+#include "inference/quant/qgemm.h"
+#include "inference/quant/weight_format.h"
 #include "inference/session.h"
 #include "inference/tool/args.h"
 #include "inference/tool/commands.h"
@@ -15,9 +18,10 @@ namespace {
 constexpr char kHelp[] =
     "usage: edgeinfer inspect MODEL.eim [--json] [--batch 1,16]\n"
     "\n"
-    "Shows the model's metadata, inputs and outputs, every node with its attributes, the weight\n"
-    "bytes, and the arena plan (planned bytes against the sum of all intermediate tensors) for\n"
-    "each maximum batch in --batch.\n";
+    "Shows the model's metadata, inputs and outputs, every node with its attributes (Gemm and\n"
+    "Conv with the precision their weight is stored at, its dtype, bytes and the kernel level\n"
+    "that runs it), the weight bytes, and the arena plan (planned bytes against the sum of all\n"
+    "intermediate tensors) for each maximum batch in --batch.\n";
 
 nlohmann::json FloatJson(float f) {
   if (std::isfinite(f)) return f;
@@ -38,6 +42,22 @@ nlohmann::json TensorJson(const Graph& g, int t) {
   const TensorDesc& d = g.tensors[t];
   return {{"name", d.name}, {"dtype", DTypeName(d.dtype)}, {"dims", d.dims},
           {"shape", DimsToString(d.dims)}};
+}
+
+// Layers with a constant weight (Gemm's B, Conv's W): the precision it is stored at, its dtype
+// and bytes, and the kernel level that runs it ("blas" for float32).
+void AddWeightInfo(const Graph& g, const Node& n, nlohmann::json* node) {
+  if ((n.op != "Gemm" && n.op != "Conv") || n.inputs.size() < 2 || n.inputs[1] < 0) return;
+  const TensorDesc& w = g.tensors[n.inputs[1]];
+  if (!w.is_constant()) return;
+  const char* precision = quant::WeightPrecisionName(w.dtype);
+  (*node)["precision"] = precision ? precision : DTypeName(w.dtype);
+  (*node)["weight_dtype"] = DTypeName(w.dtype);
+  (*node)["weight_bytes"] = w.bytes;
+  quant::WeightFormat format;
+  (*node)["kernel"] = quant::WeightFormatOf(w.dtype, &format)
+                          ? quant::CpuLevelName(quant::SelectQGemm(format, quant::BestCpuLevel()).level)
+                          : "float";
 }
 
 nlohmann::json Describe(const Model& m, const std::vector<int>& batches) {
@@ -61,6 +81,7 @@ nlohmann::json Describe(const Model& m, const std::vector<int>& batches) {
     node["output_shape"] = DimsToString(g.tensors[n.outputs[0]].dims);
     node["attrs"] = nlohmann::json::object();
     for (const auto& [k, v] : n.attrs.values()) node["attrs"][k] = AttrJson(v);
+    AddWeightInfo(g, n, &node);
     j["nodes"].push_back(node);
   }
   j["tensors"] = g.tensors.size();
@@ -96,12 +117,21 @@ void PrintText(const nlohmann::json& j) {
   for (const auto& t : j["outputs"])
     std::printf("output    %s %s %s\n", t["name"].get<std::string>().c_str(),
                 t["dtype"].get<std::string>().c_str(), t["shape"].get<std::string>().c_str());
-  std::printf("\n%-4s %-28s %-18s %-18s %s\n", "#", "node", "op", "output", "attributes");
+  std::printf("\n%-4s %-28s %-18s %-18s %-32s %s\n", "#", "node", "op", "output",
+              "precision (weight, bytes, kernel)", "attributes");
   int i = 0;
-  for (const auto& n : j["nodes"])
-    std::printf("%-4d %-28s %-18s %-18s %s\n", i++, n["name"].get<std::string>().c_str(),
+  for (const auto& n : j["nodes"]) {
+    std::string weight;
+    if (n.contains("precision"))
+      weight = n["precision"].get<std::string>() + " (" + n["weight_dtype"].get<std::string>() +
+               ", " + std::to_string(n["weight_bytes"].get<size_t>()) + ", " +
+               n["kernel"].get<std::string>() + ")";
+    nlohmann::json attrs = n["attrs"];
+    attrs.erase("precision");  // shown in its own column
+    std::printf("%-4d %-28s %-18s %-18s %-32s %s\n", i++, n["name"].get<std::string>().c_str(),
                 n["op"].get<std::string>().c_str(), n["output_shape"].get<std::string>().c_str(),
-                n["attrs"].dump().c_str());
+                weight.c_str(), attrs.dump().c_str());
+  }
   std::printf("\ntensors   %zu (%zu constant)\n", j["tensors"].get<size_t>(),
               j["constant_tensors"].get<size_t>());
   std::printf("weights   %zu bytes\n", j["weight_bytes"].get<size_t>());

@@ -134,7 +134,8 @@ TEST(OnnxImport, RefusesLoopNamingNode) {
   attr->set_name("body");
   attr->set_type(onnx::AttributeProto::GRAPH);
   *attr->mutable_g() = body;
-  // The checker's view of Loop in ONNX 1.12 varies; what matters is our refusal.
+  // Refused before ONNX's checker runs, with or without it.
+  ExpectError(b.Import(), {"node 'the_loop'", "(Loop)", "unsupported op"});
   OnnxImportOptions no_check;
   no_check.run_checker = false;
   ExpectError(ImportOnnxBytes(b.Bytes(), no_check), {"node 'the_loop'", "(Loop)"});
@@ -206,6 +207,18 @@ TEST(OnnxImport, RefusesExternalDataNamingTheTensor) {
   OnnxImportOptions no_check;  // the checker would look for k.bin first
   no_check.run_checker = false;
   ExpectError(ImportOnnxBytes(b.Bytes(), no_check), {"'k'", "external", "k.bin"});
+}
+
+TEST(OnnxImport, UnusedInitializerOfUnsupportedTypeIsIgnored) {
+  OnnxBuilder b = ReluModel();
+  onnx::TensorProto* s = b.model().mutable_graph()->add_initializer();
+  s->set_name("class_names");
+  s->set_data_type(onnx::TensorProto::STRING);
+  s->add_dims(1);
+  s->add_string_data("cat");
+  auto g = b.Import();
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  EXPECT_EQ(OpList(*g), std::vector<std::string>{"Relu"});
 }
 
 // Bad input is expected: truncated or corrupted models fail with a Status, never crash.

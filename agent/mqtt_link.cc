@@ -1,0 +1,623 @@
+// MqttLink on the Paho MQTT C++ 1.2.0 async_client (over Paho C 1.3.x).
+//
+// Threads: Paho's callback thread runs Impl's mqtt::callback methods and the action listeners;
+// our own retry thread makes every connect attempt. Nothing here waits on a Paho token except
+// Stop(), which callers make from their own thread. Locks are never held while calling Paho.
+//
+// Paho behaviour this file relies on or works around (sources: paho.mqtt.cpp v1.2.0,
+// paho.mqtt.c v1.3.12 as in Debian 12):
+// - Reconnects are ours, not Paho's set_automatic_reconnect(): whether Paho retries after a
+//   failed *first* connect differs between C library versions, its intervals are whole seconds,
+//   and two retry mechanisms would race (connect() replaces async_client's connect token).
+// - async_client::on_connected() calls the connect token's on_success() again, so the connect
+//   listener may see two successes: only its failures are used; `connected()` is the event.
+// - callback::delivery_complete() also fires for publishes that publish() refused (1.2.0 calls
+//   it from remove_token() on the error path), and carries no failure for QoS 0: deliveries are
+//   reported from a per-publish action listener instead.
+// - A failed publish() calls no listener; an accepted one calls exactly one: on PUBACK (QoS 1),
+//   on write (QoS 0), with MQTTASYNC_OPERATION_INCOMPLETE when the connection is lost with the
+//   message in flight (clean session), or at MQTTAsync_destroy for commands never sent.
+// - Paho keeps accepted-but-unsent publish commands across a connection loss and sends them
+//   after the reconnect, so such a publish may complete (ok) after OnDisconnected.
+// - With create options, maxBufferedMessages bounds the publish commands queued while
+//   *connected* too (default 100): it is raised so bursts are not refused.
+#include "agent/mqtt_link.h"
+
+#include <mqtt/async_client.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <fstream>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <thread>
+#include <utility>
+
+namespace edgeinfer::agent {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Millis = std::chrono::milliseconds;
+
+constexpr int kMaxInflight = 128;      // QoS 1 publishes awaiting PUBACK (Paho flow control)
+constexpr int kMaxQueued = 1024;       // publishes accepted but not yet written
+constexpr int kConnectTimeoutS = 10;   // TCP + TLS + CONNACK
+constexpr Millis kAttemptGrace(5000);  // after which a silent connect attempt counts as failed
+
+void Log(const std::string& role, const std::string& message) {
+  std::fprintf(stderr, "edgeinfer-agent: %s link: %s\n", role.c_str(), message.c_str());
+}
+
+// "MQTT error [-1]: Failure. Reason: Not authorized" from a Paho return code and reason code.
+std::string Describe(int rc, int reason) {
+  static const char* const kConnack311[] = {"",
+                                            "unacceptable protocol version",
+                                            "identifier rejected",
+                                            "server unavailable",
+                                            "bad user name or password",
+                                            "not authorized"};
+  std::string s = "MQTT error [" + std::to_string(rc) + "]";
+  if (rc >= 1 && rc <= 5) return s + ": connection refused: " + kConnack311[rc];
+  if (const char* text = MQTTAsync_strerror(rc)) s += std::string(": ") + text;
+  const std::string why = mqtt::exception::reason_code_str(reason);
+  if (reason != mqtt::ReasonCode::SUCCESS && !why.empty()) s += ". Reason: " + why;
+  return s;
+}
+
+bool IsTlsScheme(const std::string& scheme) {
+  return scheme == "ssl" || scheme == "mqtts" || scheme == "wss";
+}
+
+// Checks what Paho would only report at connect time: scheme, host, port.
+Status ValidateUri(const std::string& uri, bool tls_configured) {
+  const auto bad = [&](const std::string& why) {
+    return Status::InvalidArgument("uri '" + uri + "': " + why);
+  };
+  const size_t sep = uri.find("://");
+  if (sep == std::string::npos) return bad("expected scheme://host[:port]");
+  const std::string scheme = uri.substr(0, sep);
+  if (scheme != "tcp" && scheme != "mqtt" && scheme != "ws" && !IsTlsScheme(scheme)) {
+    return bad("unsupported scheme '" + scheme + "' (tcp, mqtt, ssl, mqtts, ws, wss)");
+  }
+  if (tls_configured && !IsTlsScheme(scheme)) {
+    return bad("tls is configured but the scheme is '" + scheme + "' (use ssl:// or mqtts://)");
+  }
+  const std::string authority = uri.substr(sep + 3, uri.find('/', sep + 3) - sep - 3);
+  const size_t bracket = authority.rfind(']');
+  const size_t colon = authority.rfind(':');
+  const bool has_port =
+      colon != std::string::npos && (bracket == std::string::npos || colon > bracket);
+  const std::string host = has_port ? authority.substr(0, colon) : authority;
+  if (host.empty() || host.find_first_of(" \t@") != std::string::npos) return bad("bad host");
+  if (!has_port) return Status::Ok();
+  const std::string port = authority.substr(colon + 1);
+  if (port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) < 1 ||
+      std::stoi(port) > 65535) {
+    return bad("port '" + port + "' is not in 1..65535");
+  }
+  return Status::Ok();
+}
+
+Status ValidateConfig(const LinkConfig& c) {
+  EI_RETURN_IF_ERROR(ValidateUri(c.uri, c.tls.has_value()));
+  if (c.mqtt_version != 4 && c.mqtt_version != 5) {
+    return Status::InvalidArgument("mqtt_version " + std::to_string(c.mqtt_version) +
+                                   " is not 4 (MQTT 3.1.1) or 5");
+  }
+  if (c.keepalive_s < 0 || c.keepalive_s > 65535) {
+    return Status::InvalidArgument("keepalive_s " + std::to_string(c.keepalive_s) +
+                                   " is outside 0..65535");
+  }
+  if (c.reconnect_min_ms < 1 || c.reconnect_max_ms < c.reconnect_min_ms) {
+    return Status::InvalidArgument("reconnect_min_ms/reconnect_max_ms: need 1 <= min <= max");
+  }
+  if (c.qos < 0 || c.qos > 2) return Status::InvalidArgument("qos must be 0, 1 or 2");
+  return Status::Ok();
+}
+
+// The file's contents without one trailing newline (echo adds one; a password may end in
+// spaces, so nothing else is trimmed).
+Result<std::string> ReadPasswordFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::IOError("password_file '" + path + "'", errno);
+  std::stringstream s;
+  s << in.rdbuf();
+  std::string text = s.str();
+  if (!text.empty() && text.back() == '\n') text.pop_back();
+  if (!text.empty() && text.back() == '\r') text.pop_back();
+  return text;
+}
+
+Status CheckReadable(const std::string& key, const std::string& path) {
+  if (path.empty() || std::ifstream(path).good()) return Status::Ok();
+  return Status::IOError("tls." + key + " '" + path + "'", errno);
+}
+
+bool ValidTopicName(std::string_view topic) {
+  return !topic.empty() && topic.find_first_of(std::string_view("+#\0", 3)) == std::string::npos;
+}
+
+// Maps Paho's per-publish user context (a void*, 32 bits on Arm boards) to the caller's 64-bit
+// tag without an allocation per message: the context is a slot number, and freed slots are
+// reused, so the table grows to the largest number in flight. Slot 0 (nullptr) means "ours"
+// (birth and offline status), which no handler hears about.
+class DeliveryTable {
+ public:
+  void* Add(uint64_t tag) {
+    std::lock_guard<std::mutex> lock(mu_);
+    size_t slot;
+    if (free_.empty()) {
+      slot = tags_.size();
+      tags_.push_back(tag);
+      used_.push_back(true);
+    } else {
+      slot = free_.back();
+      free_.pop_back();
+      tags_[slot] = tag;
+      used_[slot] = true;
+    }
+    return reinterpret_cast<void*>(slot + 1);
+  }
+  // The tag of `context`, freeing its slot; nullopt if it was freed already (see TakeAll).
+  std::optional<uint64_t> Take(void* context) {
+    const size_t slot = reinterpret_cast<uintptr_t>(context) - 1;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (context == nullptr || slot >= used_.size() || !used_[slot]) return std::nullopt;
+    used_[slot] = false;
+    free_.push_back(slot);
+    return tags_[slot];
+  }
+  std::vector<uint64_t> TakeAll() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<uint64_t> tags;
+    for (size_t i = 0; i < used_.size(); ++i) {
+      if (used_[i]) tags.push_back(tags_[i]);
+      used_[i] = false;
+    }
+    return tags;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<uint64_t> tags_;
+  std::vector<bool> used_;
+  std::vector<size_t> free_;
+};
+
+// Forwards Paho's action-listener calls to member functions of the owner.
+template <class Owner, void (Owner::*kDone)(const mqtt::token&, bool)>
+struct Listener final : mqtt::iaction_listener {
+  explicit Listener(Owner* o) : owner(o) {}
+  void on_success(const mqtt::token& t) override { (owner->*kDone)(t, true); }
+  void on_failure(const mqtt::token& t) override { (owner->*kDone)(t, false); }
+  Owner* owner;
+};
+
+}  // namespace
+
+struct MqttLink::Impl final : mqtt::callback {
+  Impl(LinkConfig c, std::string id, std::string r)
+      : config(std::move(c)), client_id(std::move(id)), role(std::move(r)) {}
+  ~Impl() override;
+
+  // mqtt::callback, on Paho's thread.
+  void connected(const std::string& cause) override;
+  void connection_lost(const std::string& cause) override;
+  void message_arrived(mqtt::const_message_ptr msg) override;
+  void delivery_complete(mqtt::delivery_token_ptr) override {}  // see the file comment
+
+  // Action listeners, on Paho's thread.
+  void OnPublishDone(const mqtt::token& t, bool ok);
+  void OnConnectDone(const mqtt::token& t, bool ok);
+  void OnSubscribeDone(const mqtt::token& t, bool ok);
+  void OnStatusDone(const mqtt::token& t, bool ok);
+
+  Status BuildConnectOptions();
+  void RetryLoop();
+  void ScheduleRetryLocked();
+  void TryConnect();
+  void Subscribe(const std::string& filter, int qos);
+  void PublishStatus(const std::string& topic, const std::string& payload);
+  void WaitForAttemptLocked(std::unique_lock<std::mutex>& lock, Clock::time_point deadline);
+  void Disconnect(const std::string& offline_payload, Clock::time_point deadline);
+  void FailOutstanding();
+
+  const LinkConfig config;
+  const std::string client_id;
+  const std::string role;
+  mqtt::connect_options connect_options;
+
+  std::atomic<MqttMessageHandler*> message_handler{nullptr};
+  std::atomic<MqttDeliveryHandler*> delivery_handler{nullptr};
+  std::atomic<MqttConnectionHandler*> connection_handler{nullptr};
+
+  std::mutex mu;  // guards the fields up to `cv`
+  std::vector<std::pair<std::string, int>> subscriptions;
+  std::optional<LastWill> will;
+  std::optional<std::pair<std::string, std::string>> birth;
+  bool started = false;
+  bool stopping = false;
+  bool attempt_in_flight = false;
+  Clock::time_point attempt_deadline;
+  std::optional<Clock::time_point> next_attempt;
+  int backoff_ms = 0;
+  std::minstd_rand jitter{std::random_device{}()};
+  std::condition_variable cv;
+
+  std::atomic<bool> is_connected{false};
+  std::atomic<bool> stopped{false};
+  std::atomic<uint64_t> connects{0}, reconnects{0}, messages_in{0}, published{0},
+      publish_failures{0};
+
+  DeliveryTable deliveries;
+  Listener<Impl, &Impl::OnPublishDone> publish_listener{this};
+  Listener<Impl, &Impl::OnConnectDone> connect_listener{this};
+  Listener<Impl, &Impl::OnSubscribeDone> subscribe_listener{this};
+  Listener<Impl, &Impl::OnStatusDone> status_listener{this};
+  std::thread retry_thread;
+  // Last: MQTTAsync_destroy may still call the listeners above (commands never sent).
+  std::unique_ptr<mqtt::async_client> client;
+};
+
+MqttLink::Impl::~Impl() {
+  if (retry_thread.joinable()) retry_thread.join();
+  client.reset();
+}
+
+// ---- Connecting ------------------------------------------------------------------------------
+
+Status MqttLink::Impl::BuildConnectOptions() {
+  mqtt::connect_options& o = connect_options;
+  o.set_mqtt_version(config.mqtt_version);  // before the clean flags: it clears the other one
+  if (config.mqtt_version == 5) {
+    o.set_clean_start(true);
+  } else {
+    o.set_clean_session(true);
+  }
+  o.set_keep_alive_interval(config.keepalive_s);
+  o.set_connect_timeout(kConnectTimeoutS);
+  o.set_max_inflight(kMaxInflight);
+  o.set_automatic_reconnect(false);
+  if (!config.username.empty()) o.set_user_name(config.username);
+  if (!config.password_file.empty()) {
+    EI_ASSIGN_OR_RETURN(std::string password, ReadPasswordFile(config.password_file));
+    o.set_password(password);
+  }
+  if (IsTlsScheme(config.uri.substr(0, config.uri.find("://")))) {
+    mqtt::ssl_options ssl;  // no [tls]: the system's trust store, verified
+    if (config.tls) {
+      const TlsConfig& t = *config.tls;
+      EI_RETURN_IF_ERROR(CheckReadable("ca_file", t.ca_file));
+      EI_RETURN_IF_ERROR(CheckReadable("cert_file", t.cert_file));
+      EI_RETURN_IF_ERROR(CheckReadable("key_file", t.key_file));
+      if (!t.ca_file.empty()) ssl.set_trust_store(t.ca_file);
+      if (!t.cert_file.empty()) ssl.set_key_store(t.cert_file);
+      if (!t.key_file.empty()) ssl.set_private_key(t.key_file);
+      ssl.set_enable_server_cert_auth(t.verify);  // the chain
+      ssl.set_verify(t.verify);                   // the host name
+    }
+    const std::string r = role;
+    ssl.set_error_handler([r](const std::string& e) { Log(r, "TLS: " + e); });
+    o.set_ssl(std::move(ssl));
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  if (will) {
+    if (!ValidTopicName(will->topic)) {
+      return Status::InvalidArgument("last will topic '" + will->topic + "' is not a topic name");
+    }
+    o.set_will(mqtt::will_options(will->topic, will->payload, will->qos, will->retained));
+  }
+  return Status::Ok();
+}
+
+// The only place that connects: at Start, then after each failure or loss, with exponential
+// backoff (+-20% jitter so a fleet does not reconnect in step) until Stop().
+void MqttLink::Impl::RetryLoop() {
+  std::unique_lock<std::mutex> lock(mu);
+  while (!stopping) {
+    const auto now = Clock::now();
+    if (attempt_in_flight && now >= attempt_deadline) {
+      Log(role, "connect attempt got no answer; retrying");
+      attempt_in_flight = false;
+      ScheduleRetryLocked();
+    }
+    if (!attempt_in_flight && next_attempt && now >= *next_attempt) {
+      next_attempt.reset();
+      attempt_in_flight = true;
+      attempt_deadline = now + std::chrono::seconds(kConnectTimeoutS) + kAttemptGrace;
+      lock.unlock();
+      TryConnect();
+      lock.lock();
+      continue;
+    }
+    const auto wake =
+        attempt_in_flight ? attempt_deadline : next_attempt.value_or(now + Millis(60000));
+    cv.wait_until(lock, wake);
+  }
+}
+
+void MqttLink::Impl::ScheduleRetryLocked() {
+  if (stopping) return;
+  std::uniform_int_distribution<int> pct(80, 120);
+  const int delay = std::max(1, backoff_ms * pct(jitter) / 100);
+  next_attempt = Clock::now() + Millis(delay);
+  backoff_ms = std::min(backoff_ms * 2, config.reconnect_max_ms);
+  cv.notify_all();
+}
+
+void MqttLink::Impl::TryConnect() {
+  try {
+    client->connect(connect_options, nullptr, connect_listener);
+  } catch (const mqtt::exception& e) {
+    Log(role, "connect to " + config.uri + " failed: " + e.what());
+    std::lock_guard<std::mutex> lock(mu);
+    attempt_in_flight = false;
+    ScheduleRetryLocked();
+  }
+}
+
+void MqttLink::Impl::OnConnectDone(const mqtt::token& t, bool ok) {
+  if (ok) return;  // `connected()` is the event (Paho may report this success twice)
+  std::lock_guard<std::mutex> lock(mu);
+  if (!stopping) {
+    Log(role, "connect to " + config.uri +
+                  " failed: " + Describe(t.get_return_code(), t.get_reason_code()) +
+                  "; retrying in about " + std::to_string(backoff_ms) + " ms");
+  }
+  attempt_in_flight = false;
+  ScheduleRetryLocked();
+}
+
+void MqttLink::Impl::connected(const std::string&) {
+  std::vector<std::pair<std::string, int>> subs;
+  std::optional<std::pair<std::string, std::string>> birth_message;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    attempt_in_flight = false;
+    next_attempt.reset();
+    backoff_ms = config.reconnect_min_ms;
+    is_connected = true;
+    cv.notify_all();
+    if (stopping) return;  // Stop() is about to disconnect
+    subs = subscriptions;
+    birth_message = birth;
+  }
+  if (connects.fetch_add(1) > 0) reconnects.fetch_add(1);
+  Log(role, "connected to " + config.uri + " as '" + client_id + "'");
+  for (const auto& [filter, qos] : subs) Subscribe(filter, qos);
+  if (birth_message) PublishStatus(birth_message->first, birth_message->second);
+  if (MqttConnectionHandler* h = connection_handler.load()) h->OnConnected();
+}
+
+void MqttLink::Impl::connection_lost(const std::string& cause) {
+  is_connected = false;
+  Log(role, "connection lost: " + (cause.empty() ? std::string("connection closed") : cause));
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ScheduleRetryLocked();
+  }
+  if (MqttConnectionHandler* h = connection_handler.load()) h->OnDisconnected();
+}
+
+// ---- Subscribing and receiving ---------------------------------------------------------------
+
+void MqttLink::Impl::Subscribe(const std::string& filter, int qos) {
+  try {
+    client->subscribe(filter, qos, nullptr, subscribe_listener);
+  } catch (const mqtt::exception& e) {
+    Log(role, "subscribe '" + filter + "' failed: " + e.what());
+  }
+}
+
+void MqttLink::Impl::OnSubscribeDone(const mqtt::token& t, bool ok) {
+  if (ok) return;
+  const auto topics = t.get_topics();
+  const std::string filter = topics && !topics->empty() ? (*topics)[0] : "?";
+  Log(role,
+      "subscribe '" + filter + "' refused: " + Describe(t.get_return_code(), t.get_reason_code()));
+}
+
+void MqttLink::Impl::message_arrived(mqtt::const_message_ptr msg) {
+  messages_in.fetch_add(1, std::memory_order_relaxed);
+  MqttMessageHandler* h = message_handler.load();
+  if (h == nullptr || !msg) return;
+  const mqtt::binary& payload = msg->get_payload();
+  try {  // an exception must not unwind into the C library
+    h->OnMessage(msg->get_topic(), std::string_view(payload.data(), payload.size()));
+  } catch (const std::exception& e) {
+    Log(role, "message handler threw on '" + msg->get_topic() + "': " + e.what());
+  }
+}
+
+// ---- Publishing ------------------------------------------------------------------------------
+
+void MqttLink::Impl::OnPublishDone(const mqtt::token& t, bool ok) {
+  const std::optional<uint64_t> tag = deliveries.Take(t.get_user_context());
+  if (!tag) return;  // already failed by Stop()
+  (ok ? published : publish_failures).fetch_add(1, std::memory_order_relaxed);
+  if (MqttDeliveryHandler* h = delivery_handler.load()) h->OnDelivered(*tag, ok);
+}
+
+void MqttLink::Impl::PublishStatus(const std::string& topic, const std::string& payload) {
+  try {
+    client->publish(mqtt::message::create(topic, payload, 1, true), nullptr, status_listener);
+  } catch (const mqtt::exception& e) {
+    Log(role, "status on '" + topic + "' not published: " + e.what());
+  }
+}
+
+void MqttLink::Impl::OnStatusDone(const mqtt::token& t, bool ok) {
+  if (!ok) Log(role, "status not delivered: " + Describe(t.get_return_code(), t.get_reason_code()));
+}
+
+// ---- Stopping --------------------------------------------------------------------------------
+
+// A connect that completes while Stop() runs would publish the birth message after our
+// offline one is skipped; so let an attempt in flight finish (bounded) before looking.
+void MqttLink::Impl::WaitForAttemptLocked(std::unique_lock<std::mutex>& lock,
+                                          Clock::time_point deadline) {
+  cv.wait_until(lock, deadline, [this] { return !attempt_in_flight; });
+}
+
+void MqttLink::Impl::Disconnect(const std::string& offline_payload, Clock::time_point deadline) {
+  const auto left = [&] {
+    return std::max<int64_t>(0,
+                             std::chrono::duration_cast<Millis>(deadline - Clock::now()).count());
+  };
+  std::optional<LastWill> w;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    w = will;
+  }
+  try {
+    if (is_connected && w) {
+      const std::string& payload = offline_payload.empty() ? w->payload : offline_payload;
+      auto tok = client->publish(mqtt::message::create(w->topic, payload, 1, true));
+      if (!tok->wait_for(Millis(left()))) Log(role, "offline status not acknowledged in time");
+    }
+    // Paho waits up to the timeout for in-flight messages, then closes; the DISCONNECT packet
+    // tells the broker not to publish the will.
+    client->disconnect(static_cast<int>(left()))->wait_for(Millis(left() + 1000));
+  } catch (const mqtt::exception& e) {
+    if (e.get_return_code() != MQTTASYNC_DISCONNECTED) Log(role, std::string("stop: ") + e.what());
+  }
+  is_connected = false;
+}
+
+// Publishes Paho still holds (never written) would otherwise be reported at destruction.
+void MqttLink::Impl::FailOutstanding() {
+  MqttDeliveryHandler* h = delivery_handler.load();
+  for (uint64_t tag : deliveries.TakeAll()) {
+    publish_failures.fetch_add(1, std::memory_order_relaxed);
+    if (h != nullptr) h->OnDelivered(tag, false);
+  }
+}
+
+// ---- MqttLink --------------------------------------------------------------------------------
+
+Result<std::unique_ptr<MqttLink>> MqttLink::Create(const LinkConfig& config,
+                                                   const std::string& client_id,
+                                                   const std::string& role) {
+  const std::string context = role + " link";
+  EI_RETURN_IF_ERROR(ValidateConfig(config).WithContext(context));
+  std::string id = !client_id.empty() ? client_id : config.client_id;
+  if (id.empty()) id = "edgeinfer-" + role;
+  std::unique_ptr<MqttLink> link(new MqttLink());
+  link->impl_ = std::make_unique<Impl>(config, id, role);
+  Impl& impl = *link->impl_;
+  try {
+    mqtt::create_options opts(config.mqtt_version);
+    opts.set_send_while_disconnected(false);  // the caller's outbox keeps what is not sent
+    opts.set_max_buffered_messages(kMaxQueued);
+    impl.client = std::make_unique<mqtt::async_client>(config.uri, id, opts);
+    impl.client->set_callback(impl);
+  } catch (const mqtt::exception& e) {
+    return Status::InvalidArgument(context + ": uri '" + config.uri + "': " + e.what());
+  }
+  impl.backoff_ms = config.reconnect_min_ms;
+  return link;
+}
+
+MqttLink::~MqttLink() {
+  if (impl_) Stop("", 1000);
+}
+
+void MqttLink::SetMessageHandler(MqttMessageHandler* h) { impl_->message_handler = h; }
+void MqttLink::SetDeliveryHandler(MqttDeliveryHandler* h) { impl_->delivery_handler = h; }
+void MqttLink::SetConnectionHandler(MqttConnectionHandler* h) { impl_->connection_handler = h; }
+
+void MqttLink::SetLastWill(const LastWill& will) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->will = will;
+}
+
+void MqttLink::SetBirthMessage(const std::string& topic, const std::string& payload) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->birth.emplace(topic, payload);
+}
+
+void MqttLink::AddSubscription(const std::string& filter, int qos) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->subscriptions.emplace_back(filter, qos);
+  }
+  if (impl_->is_connected) impl_->Subscribe(filter, qos);
+}
+
+Status MqttLink::Start() {
+  Impl& impl = *impl_;
+  {
+    std::lock_guard<std::mutex> lock(impl.mu);
+    if (impl.started || impl.stopping) {
+      return Status::InvalidArgument(impl.role + " link: already started or stopped");
+    }
+  }
+  EI_RETURN_IF_ERROR(impl.BuildConnectOptions().WithContext(impl.role + " link"));
+  std::lock_guard<std::mutex> lock(impl.mu);
+  impl.started = true;
+  impl.next_attempt = Clock::now();
+  impl.retry_thread = std::thread([&impl] { impl.RetryLoop(); });
+  return Status::Ok();
+}
+
+bool MqttLink::Publish(std::string_view topic, std::string_view payload, int qos, bool retained,
+                       uint64_t tag) {
+  Impl& impl = *impl_;
+  if (!impl.is_connected || impl.stopped || !ValidTopicName(topic)) {
+    impl.publish_failures.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  void* context = impl.deliveries.Add(tag);
+  try {
+    impl.client->publish(
+        mqtt::message::create(std::string(topic), payload.data(), payload.size(), qos, retained),
+        context, impl.publish_listener);
+    return true;
+  } catch (const mqtt::exception& e) {
+    impl.deliveries.Take(context);
+    impl.publish_failures.fetch_add(1, std::memory_order_relaxed);
+    const int rc = e.get_return_code();
+    if (rc != MQTTASYNC_DISCONNECTED && rc != MQTTASYNC_MAX_BUFFERED_MESSAGES) {
+      Log(impl.role, "publish on '" + std::string(topic) + "' refused: " + e.what());
+    }
+    return false;
+  }
+}
+
+void MqttLink::Stop(const std::string& offline_payload, int timeout_ms) {
+  Impl& impl = *impl_;
+  const auto deadline = Clock::now() + Millis(std::max(0, timeout_ms));
+  {
+    std::unique_lock<std::mutex> lock(impl.mu);
+    if (impl.stopping) return;
+    impl.stopping = true;
+    impl.stopped = true;
+    impl.cv.notify_all();
+    if (!impl.started) return;
+    impl.WaitForAttemptLocked(lock, deadline);
+  }
+  if (impl.retry_thread.joinable()) impl.retry_thread.join();
+  impl.Disconnect(offline_payload, deadline);
+  impl.FailOutstanding();
+}
+
+bool MqttLink::connected() const { return impl_->is_connected; }
+
+LinkStats MqttLink::stats() const {
+  const Impl& i = *impl_;
+  LinkStats s;
+  s.connected = i.is_connected;
+  s.connects = i.connects;
+  s.reconnects = i.reconnects;
+  s.messages_in = i.messages_in;
+  s.published = i.published;
+  s.publish_failures = i.publish_failures;
+  return s;
+}
+
+}  // namespace edgeinfer::agent

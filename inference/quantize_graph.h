@@ -1,0 +1,81 @@
+// The converter's quantization pass: Graph -> Graph with the weights of Gemm and Conv layers
+// stored at the requested precision, in the layout the quantized kernels read (so the .eim file
+// holds them as they run: no repacking at load). Used by `edgeinfer convert --precision`.
+//
+// Which layers change, and to what (each decision is one LayerPlan with a note):
+//   - a Gemm with a constant float32 B and transA = 0 (B is transposed to [N, K] when transB = 0
+//     and alpha is folded into it), and a Conv with a constant float32 W that is not depthwise;
+//   - layers with fewer than QuantizeOptions::min_weights weights (N * K) stay fp32: they cost
+//     little memory or time, and short rows quantize worst (a vibration stem of 3 x 7 taps);
+//   - layers with K above quant::kMaxQuantK stay fp32 (the int32 dot products must stay exact);
+//   - depthwise convs stay fp32 (a direct kernel; K = kh * kw is too short to gain);
+//   - a grouped conv whose M/group is not a multiple of 8 runs int8 in an int4 plan;
+//   - the logits layers (a Gemm/Conv whose output reaches a graph output through no other
+//     Gemm/Conv) take QuantizeOptions::logits_int4 in an int4 plan: int8 by default;
+//   - Conv layers take QuantizeOptions::conv_int8 in an int8 plan: fp32 by default;
+//   - QuantizeOptions::keep overrides everything above for the layers it names (node names); a
+//     named layer that cannot run at the asked precision is an error.
+//
+// Why these defaults (measured on the example models, full test sets, AVX2 Zen3, one thread):
+//   - logits int8 in int4 plans: fashion_mlp's fc3 (768 -> 10) at int4 gives 90.08% and 99.43%
+//     top-1 agreement with fp32; at int8 90.13% and 99.65%, for 848 more bytes (N = 10 rows pad
+//     to 16 in int4's 8-row groups, so int4 saves almost nothing there). llama.cpp and most
+//     toolkits keep the output layer at higher precision for the same reason.
+//   - min_weights 1024: quantizing the vibration CNN's stem (3 x 7 taps x 32) and fc (64 x 4) too
+//     drops its int4 accuracy from 95.97% to 95.85% (agreement 99.24% -> 98.80%) for 2.6 KB.
+//   - conv fp32 in int8 plans: on AVX2 (no VNNI) the int8 kernel does about as many MACs per
+//     cycle as OpenBLAS's fp32 sgemm, and the conv shapes are compute-bound, so im2col's
+//     transposition and the activation quantization make int8 convs slower: the vibration CNN
+//     ran 0.096 ms at batch 1 with int8 convs against 0.079 ms fp32 (the int8 GEMM alone took 51
+//     us where sgemm took 42). Int8 weights pay where the bytes dominate (Gemm at small M).
+// Every Gemm and Conv gets a `precision` attribute ("fp32", "fp16", "int8", "int4") naming the
+// precision its weight is stored at, which the op validates against the weight's dtype.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "inference/graph.h"
+
+namespace edgeinfer {
+
+enum class Precision : uint8_t { kFp32 = 0, kFp16 = 1, kInt8 = 2, kInt4 = 3 };
+
+const char* PrecisionName(Precision p);  // "fp32", "fp16", "int8", "int4"
+// False (and *out untouched) for an unknown name.
+bool ParsePrecision(std::string_view name, Precision* out);
+
+struct QuantizeOptions {
+  Precision precision = Precision::kFp32;
+  // Node name -> the precision that layer takes whatever the rules say (--keep NODE=fp16|fp32).
+  std::map<std::string, Precision> keep;
+  // Layers with fewer weights (N * K) stay fp32.
+  int64_t min_weights = 1024;
+  // The logits layers' precision in an int4 plan.
+  Precision logits_int4 = Precision::kInt8;
+  // Conv layers' precision in an int8 plan.
+  Precision conv_int8 = Precision::kFp32;
+};
+
+struct LayerPlan {
+  std::string node;
+  std::string op;
+  Precision precision = Precision::kFp32;  // what the weight is stored at
+  std::string weight_dtype;                // its dtype name, e.g. "qint8_channel"
+  uint64_t bytes_before = 0;               // weight bytes (float32) before and after
+  uint64_t bytes_after = 0;
+  std::string note;  // why it differs from the requested precision; empty when it does not
+};
+
+// Returns the quantized graph (constant data owned by it or shared with `g`'s storage, which it
+// keeps alive) and, in *plan, one entry per Gemm/Conv in node order. `g` must be valid
+// (ValidateGraph); the result is validated before it is returned. Errors: InvalidArgument for a
+// --keep entry that names no Gemm/Conv or asks what the layer cannot run.
+Result<Graph> QuantizeGraph(const Graph& g, const QuantizeOptions& options,
+                            std::vector<LayerPlan>* plan);
+
+}  // namespace edgeinfer

@@ -1,0 +1,423 @@
+// The edgeinfer-agent binary end to end: a real Mosquitto (tests/agent/mosquitto_fixture.h), the
+// agent as a child process with a config file for the example vibration model, sensor messages
+// from mosquitto_pub and results read with mosquitto_sub. Every wait is bounded.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "tests/agent/mosquitto_fixture.h"
+
+namespace edgeinfer::agent {
+namespace {
+
+using testing_mqtt::Millis;
+using testing_mqtt::MosquittoBroker;
+using testing_mqtt::MosquittoSubscriber;
+using testing_mqtt::ReadFile;
+using testing_mqtt::WaitFor;
+using Json = nlohmann::json;
+
+constexpr char kAgent[] = EDGEINFER_BINARY_DIR "/agent/edgeinfer-agent";
+constexpr char kModel[] = EDGEINFER_SOURCE_DIR "/examples/vibration.onnx";
+constexpr int kChannels = 3, kSteps = 256, kClasses = 4, kWindows = 256;
+
+// examples/: normalized windows [256,3,256], PyTorch logits [256,4], the normalization.
+struct Examples {
+  std::vector<float> x, logits;
+  float mean[kChannels], std[kChannels];
+
+  static const Examples& Get() {
+    static const Examples e = Load();
+    return e;
+  }
+  float Raw(int window, int c, int t) const {
+    return x[(static_cast<size_t>(window) * kChannels + c) * kSteps + t] * std[c] + mean[c];
+  }
+  int ModelClass(int window) const {
+    const float* l = &logits[window * kClasses];
+    return static_cast<int>(std::max_element(l, l + kClasses) - l);
+  }
+  // Top-1 minus top-2 logit: windows the model itself barely separates are not compared.
+  float Margin(int window) const {
+    std::vector<float> l(&logits[window * kClasses], &logits[window * kClasses] + kClasses);
+    std::sort(l.rbegin(), l.rend());
+    return l[0] - l[1];
+  }
+
+ private:
+  static std::vector<float> Floats(const std::string& file, size_t n) {
+    std::string bytes = ReadFile(EDGEINFER_SOURCE_DIR "/examples/" + file);
+    std::vector<float> v(n);
+    if (bytes.size() == n * sizeof(float)) std::memcpy(v.data(), bytes.data(), bytes.size());
+    return v;
+  }
+  static Examples Load() {
+    Examples e;
+    e.x = Floats("vibration_test_x.bin", size_t{kWindows} * kChannels * kSteps);
+    e.logits = Floats("vibration_test_logits.bin", size_t{kWindows} * kClasses);
+    Json meta = Json::parse(ReadFile(EDGEINFER_SOURCE_DIR "/examples/vibration.meta.json"));
+    for (int c = 0; c < kChannels; ++c) e.mean[c] = meta["mean"][c], e.std[c] = meta["std"][c];
+    return e;
+  }
+};
+
+// A sensor message carrying window `w` in raw g: axes interleaved per time step (x,y,z,x,...),
+// the layout pipeline.cc takes with input.window = 256; or, with `model_layout`, the model's
+// own [3, 256] channel-major layout (input.window = 0: one message is one input).
+std::string WindowMessage(int w, const std::string& ts, bool model_layout = false) {
+  const Examples& e = Examples::Get();
+  std::string s = "{\"ts\":" + ts + ",\"values\":[";
+  char buf[32];
+  for (int i = 0; i < kChannels * kSteps; ++i) {
+    const int c = model_layout ? i / kSteps : i % kChannels;
+    const int t = model_layout ? i % kSteps : i / kChannels;
+    std::snprintf(buf, sizeof(buf), "%s%.9g", i ? "," : "", e.Raw(w, c, t));
+    s += buf;
+  }
+  return s + "]}";
+}
+
+std::vector<std::string> WindowMessages(int first_ts, int n, bool model_layout = false) {
+  std::vector<std::string> lines;
+  for (int i = 0; i < n; ++i)
+    lines.push_back(
+        WindowMessage((first_ts + i) % kWindows, std::to_string(first_ts + i), model_layout));
+  return lines;
+}
+
+// One [[pipeline]] block.
+std::string PipelineToml(const std::string& name, const std::string& topic, int window,
+                         const std::string& extra = "") {
+  return "[[pipeline]]\nname = \"" + name + "\"\nmodel = \"" + kModel + "\"\ntopics = [\"" + topic +
+         "\"]\n" + extra +
+         "[pipeline.input]\ntimestamp = \"/ts\"\nwindow = " + std::to_string(window) + "\n";
+}
+
+// The agent as a child process, with its config, state dir and log in a temp dir.
+class AgentProcess {
+ public:
+  AgentProcess(const std::string& device, const std::string& source_uri,
+               const std::string& sink_uri, const std::string& pipelines,
+               const std::string& extra = "") {
+    std::string tmpl = std::filesystem::temp_directory_path().string() + "/edgeinfer-e2e-XXXXXX";
+    if (::mkdtemp(tmpl.data()) != nullptr) dir_ = tmpl;
+    config_ = "errors_per_minute = 6000\n" + extra + "[device]\nid = \"" + device +
+              "\"\nstate_dir = \"" + (dir_ / "state").string() + "\"\n[source]\nuri = \"" +
+              source_uri + "\"\nreconnect_min_ms = 50\nreconnect_max_ms = 500\n[sink]\nuri = \"" +
+              sink_uri + "\"\n[telemetry]\ninterval_s = 1\n" + pipelines;
+    testing_mqtt::WriteFile(config_path(), config_);
+  }
+  ~AgentProcess() {
+    if (pid_ > 0) Stop(SIGKILL, Millis(5000));
+    std::error_code ec;
+    if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir_, ec);
+  }
+
+  std::string config_path() const { return (dir_ / "agent.toml").string(); }
+  std::string log() const { return ReadFile(dir_ / "agent.log"); }
+
+  bool Start() {
+    const int err =
+        ::open((dir_ / "agent.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    testing_mqtt::SpawnOptions o;
+    o.stderr_fd = err;
+    pid_ = testing_mqtt::Spawn({kAgent, "--config", config_path()}, o);
+    ::close(err);
+    return pid_ > 0;
+  }
+  // Sends `sig` and waits for the exit; returns the exit status (see WaitExit).
+  int Stop(int sig = SIGTERM, Millis timeout = Millis(30000)) {
+    if (pid_ <= 0) return -1;
+    ::kill(pid_, sig);
+    const int rc = testing_mqtt::WaitExit(pid_, timeout);
+    pid_ = -1;
+    return rc;
+  }
+
+ private:
+  std::filesystem::path dir_;
+  std::string config_;
+  pid_t pid_ = -1;
+};
+
+// Results (and anything else) seen by a mosquitto_sub, parsed.
+struct Seen {
+  std::string topic;
+  Json json;
+};
+
+std::vector<Seen> Parse(MosquittoSubscriber& sub) {
+  std::vector<Seen> out;
+  for (const std::string& m : sub.Messages()) {
+    const size_t sp = m.find(' ');
+    Json j = Json::parse(m.substr(sp + 1), nullptr, /*allow_exceptions=*/false);
+    out.push_back({m.substr(0, sp), j});
+  }
+  return out;
+}
+
+// Results whose "ts" is a number (the probes' "ts" is a string), by ts.
+std::map<int, std::vector<Json>> ResultsByTs(MosquittoSubscriber& sub) {
+  std::map<int, std::vector<Json>> by_ts;
+  for (const Seen& s : Parse(sub)) {
+    if (s.json.contains("ts") && s.json["ts"].is_number_integer())
+      by_ts[s.json["ts"].get<int>()].push_back(s.json);
+  }
+  return by_ts;
+}
+
+size_t CountProbes(MosquittoSubscriber& sub) {
+  size_t n = 0;
+  for (const Seen& s : Parse(sub)) n += s.json.contains("ts") && s.json["ts"].is_string();
+  return n;
+}
+
+// Publishes a probe window (its result has "ts": "probe") until `want` probe results have come
+// back: the agents are then subscribed on `topic`.
+bool WaitUntilSubscribed(const MosquittoBroker& broker, const std::string& topic,
+                         MosquittoSubscriber& results, size_t want = 1) {
+  return WaitFor(
+      [&] {
+        if (CountProbes(results) >= want) return true;
+        broker.Publish(topic, WindowMessage(0, "\"probe\""));
+        return results.WaitForCount(results.Messages().size() + 1, Millis(300)) &&
+               CountProbes(results) >= want;
+      },
+      Millis(20000));
+}
+
+class AgentE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!MosquittoBroker::Available()) GTEST_SKIP() << "/usr/sbin/mosquitto is not installed";
+    ASSERT_TRUE(testing_mqtt::HaveProgram(kAgent)) << kAgent << ": build edgeinfer-agent first";
+    ASSERT_TRUE(broker_.Start()) << broker_.error();
+  }
+  MosquittoBroker broker_;
+};
+
+TEST_F(AgentE2E, CommandLineChecksConfigAndExplainsErrors) {
+  AgentProcess agent("dev", broker_.uri(), broker_.uri(), PipelineToml("vib", "s/+/v", 256));
+  const auto run = [](std::vector<std::string> args) {
+    args.insert(args.begin(), kAgent);
+    return testing_mqtt::Run(args);
+  };
+  EXPECT_EQ(run({"--version"}), 0);
+  EXPECT_EQ(run({"--help"}), 0);
+  EXPECT_EQ(run({}), 2);
+  EXPECT_EQ(run({"--config"}), 2);
+  EXPECT_EQ(run({"--config", agent.config_path(), "--check-config"}), 0);
+  EXPECT_EQ(run({"--config", "/nonexistent.toml", "--check-config"}), 78);
+  // An out-of-range value: refused with the key's path, before anything starts.
+  testing_mqtt::WriteFile(agent.config_path(),
+                          ReadFile(agent.config_path()) + "[pipeline.batch]\nmax_size = 0\n");
+  ASSERT_TRUE(agent.Start());
+  EXPECT_EQ(agent.Stop(0, Millis(10000)), 78);
+  EXPECT_NE(agent.log().find("pipeline[0].batch.max_size: 0 is outside 1..1024"), std::string::npos)
+      << agent.log();
+}
+
+// Both layouts, routed by wildcard to their pipelines; classes as the model gives them.
+TEST_F(AgentE2E, ResultsMatchTheModelForEachPipelineLayout) {
+  AgentProcess agent("dev", broker_.uri(), broker_.uri(),
+                     PipelineToml("steps", "sensors/+/vibration", 256) +
+                         PipelineToml("whole", "frames/+/vibration", 0));
+  MosquittoSubscriber results(broker_, "edgeinfer/dev/results/#");
+  ASSERT_TRUE(results.WaitReady());
+  ASSERT_TRUE(agent.Start());
+  ASSERT_TRUE(WaitUntilSubscribed(broker_, "sensors/m1/vibration", results)) << agent.log();
+  constexpr int kN = 64;
+  ASSERT_TRUE(broker_.PublishLines("sensors/m1/vibration", WindowMessages(0, kN)));
+  ASSERT_TRUE(broker_.PublishLines("frames/m2/vibration", WindowMessages(100, kN, true)));
+  ASSERT_TRUE(results.WaitForCount(2 * kN + CountProbes(results), Millis(30000))) << agent.log();
+
+  const Examples& e = Examples::Get();
+  std::map<std::string, int> per_pipeline;
+  std::set<std::string> ids;
+  for (const auto& [ts, list] : ResultsByTs(results)) {
+    ASSERT_EQ(list.size(), 1u) << "ts " << ts;
+    const Json& r = list[0];
+    const std::string pipeline = r["pipeline"];
+    EXPECT_EQ(pipeline, ts < 100 ? "steps" : "whole") << r.dump();
+    ++per_pipeline[pipeline];
+    ids.insert(r["id"].get<std::string>());
+    EXPECT_EQ(r["model"]["name"], "vibration");
+    const int w = ts % kWindows;
+    for (int k = 0; k < kClasses; ++k)
+      EXPECT_NEAR(r["outputs"][k].get<double>(), e.logits[w * kClasses + k], 2e-3) << r.dump();
+    if (e.Margin(w) > 0.05f) {
+      EXPECT_EQ(r["class"].get<int>(), e.ModelClass(w)) << r.dump();
+    }
+  }
+  EXPECT_EQ(per_pipeline["steps"], kN);
+  EXPECT_EQ(per_pipeline["whole"], kN);
+  EXPECT_EQ(ids.size(), 2u * kN);
+  auto status = broker_.Retained("edgeinfer/dev/status");
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(Json::parse(*status)["state"], "online");
+  EXPECT_EQ(agent.Stop(), 0) << agent.log();
+}
+
+TEST_F(AgentE2E, BadInputIsRejectedAndReportedWhileGoodInputFlows) {
+  AgentProcess agent(
+      "dev", broker_.uri(), broker_.uri(),
+      PipelineToml("vib", "sensors/+/vibration", 256) + "max_payload_bytes = 40000\n");
+  MosquittoSubscriber results(broker_, "edgeinfer/dev/results/#");
+  MosquittoSubscriber errors(broker_, "edgeinfer/dev/errors");
+  ASSERT_TRUE(results.WaitReady() && errors.WaitReady());
+  ASSERT_TRUE(agent.Start());
+  ASSERT_TRUE(WaitUntilSubscribed(broker_, "sensors/m1/vibration", results)) << agent.log();
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"malformed", "{\"ts\":1,\"values\":[1,2,"},
+      {"malformed", "not json at all"},
+      {"malformed", "{\"ts\":1,\"values\":[\"a\",\"b\",\"c\"]}"},
+      {"wrong_length", "{\"ts\":1,\"values\":[0.1,0.2,0.3,0.4]}"},
+      {"non_finite", "{\"ts\":1,\"values\":[1e39,0,1]}"},
+      {"oversized", "{\"ts\":1,\"values\":[" + std::string(50000, ' ') + "0,0,1]}"},
+  };
+  std::vector<std::string> lines;  // good and bad interleaved on one stream
+  for (int i = 0; i < 12; ++i) {
+    lines.push_back(WindowMessage(i, std::to_string(i)));
+    lines.push_back(bad[i % bad.size()].second);
+  }
+  ASSERT_TRUE(broker_.PublishLines("sensors/m1/vibration", lines));
+  ASSERT_TRUE(results.WaitForCount(12 + CountProbes(results), Millis(20000))) << agent.log();
+  ASSERT_TRUE(errors.WaitForCount(12, Millis(20000))) << agent.log();
+  EXPECT_EQ(ResultsByTs(results).size(), 12u);
+  std::map<std::string, int> reasons;
+  for (const Seen& s : Parse(errors)) {
+    ++reasons[s.json.value("reason", "?")];
+    EXPECT_EQ(s.json.value("topic", ""), "sensors/m1/vibration");
+    EXPECT_FALSE(s.json.value("detail", "").empty());
+  }
+  EXPECT_EQ(reasons["malformed"], 6);
+  EXPECT_EQ(reasons["wrong_length"], 2);
+  EXPECT_EQ(reasons["non_finite"], 2);
+  EXPECT_EQ(reasons["oversized"], 2);
+  EXPECT_EQ(agent.Stop(), 0) << agent.log();
+}
+
+// Inputs wait in the queue (a batch timeout of a minute); SIGTERM must still run every one of
+// them and publish its result before the agent says offline.
+TEST_F(AgentE2E, SigtermWithAFullQueuePublishesEveryAcceptedInput) {
+  AgentProcess agent("dev", broker_.uri(), broker_.uri(),
+                     PipelineToml("vib", "sensors/+/vibration", 0,
+                                  "[pipeline.batch]\nmax_size = 512\ntimeout_ms = 60000\n"
+                                  "queue_capacity = 1024\n"));
+  MosquittoSubscriber results(broker_, "edgeinfer/dev/results/#");
+  MosquittoSubscriber telemetry(broker_, "edgeinfer/dev/telemetry");
+  ASSERT_TRUE(results.WaitReady() && telemetry.WaitReady());
+  ASSERT_TRUE(agent.Start());
+  ASSERT_TRUE(
+      broker_.PublishLines("sensors/m1/vibration", {WindowMessage(0, "\"warm-up\"", true)}));
+  constexpr int kN = 200;
+  // The subscription may lag the first telemetry; publish once the agent counts the warm-up.
+  const auto windows = [&] {  // inputs accepted, as the latest telemetry says
+    int n = -1;
+    for (const Seen& s : Parse(telemetry)) {
+      n = s.json.value(Json::json_pointer("/pipelines/vib/windows"), -1);
+    }
+    return n;
+  };
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        if (windows() >= 1) return true;
+        broker_.Publish("sensors/m1/vibration", WindowMessage(0, "\"warm-up\"", true));
+        return telemetry.WaitForCount(telemetry.Messages().size() + 1, Millis(1500)) &&
+               windows() >= 1;
+      },
+      Millis(20000)))
+      << agent.log();
+  // No warm-up is published any more: two reports later the count is final.
+  ASSERT_TRUE(telemetry.WaitForCount(telemetry.Messages().size() + 2, Millis(5000)));
+  const int warm_ups = windows();
+  ASSERT_TRUE(broker_.PublishLines("sensors/m1/vibration", WindowMessages(0, kN, true)));
+  ASSERT_TRUE(WaitFor([&] { return windows() >= warm_ups + kN; }, Millis(20000))) << agent.log();
+  EXPECT_TRUE(ResultsByTs(results).empty()) << "the batch timeout should hold every input";
+
+  EXPECT_EQ(agent.Stop(SIGTERM), 0) << agent.log();
+  ASSERT_TRUE(results.WaitForCount(kN + warm_ups, Millis(10000))) << agent.log();
+  const auto by_ts = ResultsByTs(results);
+  EXPECT_EQ(by_ts.size(), static_cast<size_t>(kN));
+  for (const auto& [ts, list] : by_ts) EXPECT_EQ(list.size(), 1u) << "ts " << ts;
+  auto status = broker_.Retained("edgeinfer/dev/status");
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(Json::parse(*status)["state"], "offline");
+  EXPECT_EQ(Json::parse(*status)["reason"], "shutdown");
+}
+
+TEST_F(AgentE2E, ReconnectsAfterTheSourceBrokerRestartsAndCarriesOn) {
+  MosquittoBroker source;
+  ASSERT_TRUE(source.Start()) << source.error();
+  AgentProcess agent("dev", source.uri(), broker_.uri(),
+                     PipelineToml("vib", "sensors/+/vibration", 256));
+  MosquittoSubscriber results(broker_, "edgeinfer/dev/results/#");
+  ASSERT_TRUE(results.WaitReady());
+  ASSERT_TRUE(agent.Start());
+  ASSERT_TRUE(WaitUntilSubscribed(source, "sensors/m1/vibration", results)) << agent.log();
+  ASSERT_TRUE(source.PublishLines("sensors/m1/vibration", WindowMessages(0, 20)));
+  ASSERT_TRUE(WaitFor([&] { return ResultsByTs(results).size() >= 20; })) << agent.log();
+
+  ASSERT_TRUE(source.Restart()) << source.error();  // no persistence: the session is gone
+  ASSERT_TRUE(
+      WaitUntilSubscribed(source, "sensors/m1/vibration", results, CountProbes(results) + 1))
+      << agent.log();
+  ASSERT_TRUE(source.PublishLines("sensors/m1/vibration", WindowMessages(1000, 20)));
+  ASSERT_TRUE(WaitFor([&] { return ResultsByTs(results).size() >= 40; })) << agent.log();
+  const auto by_ts = ResultsByTs(results);
+  for (int ts : {0, 19, 1000, 1019}) EXPECT_EQ(by_ts.count(ts), 1u) << ts;
+  EXPECT_EQ(by_ts.size(), 40u);
+  EXPECT_EQ(agent.Stop(), 0) << agent.log();
+}
+
+TEST_F(AgentE2E, TwoAgentsInASharedGroupSplitAStreamWithoutLossOrDuplicates) {
+  const std::string pipeline = PipelineToml("vib", "$share/fleet/sensors/+/vibration", 0);
+  AgentProcess a("dev-a", broker_.uri(), broker_.uri(), pipeline);
+  AgentProcess b("dev-b", broker_.uri(), broker_.uri(), pipeline);
+  MosquittoSubscriber results(broker_, "edgeinfer/+/results/#");
+  ASSERT_TRUE(results.WaitReady());
+  ASSERT_TRUE(a.Start() && b.Start());
+  // Probes go round robin: once each agent has answered one, both are subscribed.
+  const auto devices_answering = [&] {
+    std::set<std::string> devices;
+    for (const Seen& s : Parse(results))
+      if (s.json.contains("ts") && s.json["ts"].is_string())
+        devices.insert(s.json.value("device", ""));
+    return devices.size();
+  };
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        if (devices_answering() == 2) return true;
+        broker_.Publish("sensors/m1/vibration", WindowMessage(0, "\"probe\"", true));
+        results.WaitForCount(results.Messages().size() + 1, Millis(300));
+        return devices_answering() == 2;
+      },
+      Millis(20000)))
+      << a.log() << b.log();
+
+  constexpr int kN = 100;
+  ASSERT_TRUE(broker_.PublishLines("sensors/m1/vibration", WindowMessages(0, kN, true)));
+  ASSERT_TRUE(WaitFor([&] { return ResultsByTs(results).size() >= kN; }, Millis(30000)))
+      << a.log() << b.log();
+  std::this_thread::sleep_for(Millis(500));  // a duplicate would show up by now
+  std::map<std::string, int> per_device;
+  const auto by_ts = ResultsByTs(results);
+  EXPECT_EQ(by_ts.size(), static_cast<size_t>(kN));
+  for (const auto& [ts, list] : by_ts) {
+    EXPECT_EQ(list.size(), 1u) << "ts " << ts << " delivered " << list.size() << " times";
+    ++per_device[list[0].value("device", "")];
+  }
+  EXPECT_GT(per_device["dev-a"], 0);
+  EXPECT_GT(per_device["dev-b"], 0);
+  EXPECT_EQ(per_device["dev-a"] + per_device["dev-b"], kN);
+  EXPECT_EQ(a.Stop(), 0) << a.log();
+  EXPECT_EQ(b.Stop(), 0) << b.log();
+}
+
+}  // namespace
+}  // namespace edgeinfer::agent
