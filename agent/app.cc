@@ -159,7 +159,8 @@ namespace {
 // ---- dead letters -----------------------------------------------------------------------------
 
 // Counts every rejection; publishes a JSON dead letter on {prefix}/{device}/errors (QoS 0, best
-// effort) and logs it, at most `per_minute` a minute (token bucket, bursts of up to 10).
+// effort) and logs it, at most `per_minute` a minute (a token bucket; see Burst). The number
+// left out since the last one rides on the next ("suppressed_since_last") and in telemetry.
 class ErrorPublisher final : public ErrorReporter {
  public:
   ErrorPublisher(const AgentConfig& c)
@@ -198,7 +199,9 @@ class ErrorPublisher final : public ErrorReporter {
   }
 
  private:
-  double Burst() const { return std::min(per_minute_, 10); }
+  // Ten seconds' worth, at least 10 (at most the minute's): a burst of bad input shows up
+  // whole in the dead letters and then settles to the rate.
+  double Burst() const { return std::min<double>(per_minute_, std::max(10.0, per_minute_ / 6.0)); }
   bool Allow(uint64_t* suppressed_before) {
     std::lock_guard<std::mutex> lock(mu_);
     const auto now = Clock::now();

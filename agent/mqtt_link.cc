@@ -19,6 +19,11 @@
 //   message in flight (clean session), or at MQTTAsync_destroy for commands never sent.
 // - Paho keeps accepted-but-unsent publish commands across a connection loss and sends them
 //   after the reconnect, so such a publish may complete (ok) after OnDisconnected.
+// - ssl_options::set_error_handler() is not used: async_client::connect() takes the options by
+//   value, the copy's ssl_options registers *itself* as the C callback's context, and
+//   MQTTAsync_connect keeps that pointer (MQTTAsync.c: sslopts->ssl_error_context = ...). The
+//   copy dies when connect() returns, so a later TLS error calls into freed memory (seen as a
+//   SIGSEGV in ssl_options::on_error). TLS failures are logged from the connect listener.
 // - With create options, maxBufferedMessages bounds the publish commands queued while
 //   *connected* too (default 100): it is raised so bursts are not refused.
 #include "agent/mqtt_link.h"
@@ -52,17 +57,28 @@ void Log(const std::string& role, const std::string& message) {
   std::fprintf(stderr, "edgeinfer-agent: %s link: %s\n", role.c_str(), message.c_str());
 }
 
-// "MQTT error [-1]: Failure. Reason: Not authorized" from a Paho return code and reason code.
-std::string Describe(int rc, int reason) {
+// "MQTT error [-1]: Failure (TCP/TLS connect failure)" for a failed token: its return code,
+// the C library's text for it, and the MQTT 5 reason code or the MQTT 3.1.1 CONNACK code.
+std::string Describe(const mqtt::token& t) {
   static const char* const kConnack311[] = {"",
                                             "unacceptable protocol version",
                                             "identifier rejected",
                                             "server unavailable",
                                             "bad user name or password",
                                             "not authorized"};
+  const int rc = t.get_return_code();
   std::string s = "MQTT error [" + std::to_string(rc) + "]";
   if (rc >= 1 && rc <= 5) return s + ": connection refused: " + kConnack311[rc];
   if (const char* text = MQTTAsync_strerror(rc)) s += std::string(": ") + text;
+  // 1.2.0's token has no getter for the C library's message ("TCP connect timeout"); only the
+  // exception from try_wait() carries it. try_wait() does not block: the token is complete
+  // before its listener runs.
+  try {
+    const_cast<mqtt::token&>(t).try_wait();
+  } catch (const mqtt::exception& e) {
+    if (!e.get_message().empty()) s += " (" + e.get_message() + ")";
+  }
+  const int reason = t.get_reason_code();
   const std::string why = mqtt::exception::reason_code_str(reason);
   if (reason != mqtt::ReasonCode::SUCCESS && !why.empty()) s += ". Reason: " + why;
   return s;
@@ -301,8 +317,7 @@ Status MqttLink::Impl::BuildConnectOptions() {
       ssl.set_enable_server_cert_auth(t.verify);  // the chain
       ssl.set_verify(t.verify);                   // the host name
     }
-    const std::string r = role;
-    ssl.set_error_handler([r](const std::string& e) { Log(r, "TLS: " + e); });
+    // No ssl.set_error_handler(): see the file comment.
     o.set_ssl(std::move(ssl));
   }
   std::lock_guard<std::mutex> lock(mu);
@@ -365,9 +380,8 @@ void MqttLink::Impl::OnConnectDone(const mqtt::token& t, bool ok) {
   if (ok) return;  // `connected()` is the event (Paho may report this success twice)
   std::lock_guard<std::mutex> lock(mu);
   if (!stopping) {
-    Log(role, "connect to " + config.uri +
-                  " failed: " + Describe(t.get_return_code(), t.get_reason_code()) +
-                  "; retrying in about " + std::to_string(backoff_ms) + " ms");
+    Log(role, "connect to " + config.uri + " failed: " + Describe(t) + "; retrying in about " +
+                  std::to_string(backoff_ms) + " ms");
   }
   attempt_in_flight = false;
   ScheduleRetryLocked();
@@ -418,8 +432,7 @@ void MqttLink::Impl::OnSubscribeDone(const mqtt::token& t, bool ok) {
   if (ok) return;
   const auto topics = t.get_topics();
   const std::string filter = topics && !topics->empty() ? (*topics)[0] : "?";
-  Log(role,
-      "subscribe '" + filter + "' refused: " + Describe(t.get_return_code(), t.get_reason_code()));
+  Log(role, "subscribe '" + filter + "' refused: " + Describe(t));
 }
 
 void MqttLink::Impl::message_arrived(mqtt::const_message_ptr msg) {
@@ -452,7 +465,7 @@ void MqttLink::Impl::PublishStatus(const std::string& topic, const std::string& 
 }
 
 void MqttLink::Impl::OnStatusDone(const mqtt::token& t, bool ok) {
-  if (!ok) Log(role, "status not delivered: " + Describe(t.get_return_code(), t.get_reason_code()));
+  if (!ok) Log(role, "status not delivered: " + Describe(t));
 }
 
 // ---- Stopping --------------------------------------------------------------------------------

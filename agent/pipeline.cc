@@ -186,7 +186,7 @@ void Pipeline::Impl::OnMessage(std::string_view topic, std::string_view payload)
   messages_in.fetch_add(1, std::memory_order_relaxed);
   Arrival a{topic, topic, {}, Batcher::NowNs(), UnixMs()};
   DecodedMessage msg;
-  thread_local DecodeError error;  // reused: its detail string keeps its capacity
+  thread_local DecodeError error;  // per thread, filled only when a payload is refused
   if (!decoder.Decode(payload, &msg, &error)) return Reject(error.reason, topic, error.detail);
   a.ts = msg.timestamp;
   if (!msg.stream_key.empty()) a.stream = msg.stream_key;

@@ -5,7 +5,9 @@
 #include <memory>
 #include <set>
 
+#include "inference/graph_json.h"
 #include "inference/model.h"
+#include "inference/op.h"
 #include "inference/quant/quantize.h"
 #include "inference/quant/weight_format.h"
 
@@ -18,12 +20,12 @@ constexpr const char* kPrecisionNames[] = {"fp32", "fp16", "int8", "int4"};
 // What a layer is, as far as quantization goes.
 struct Layer {
   size_t node = 0;
-  int weight = -1;        // tensor index of B / W
-  int64_t n = 0, k = 0;   // the weight as a matrix [N, K] (after any transposition)
-  bool transpose = false; // Gemm with transB = 0: B [K, N] is stored transposed
-  float scale = 1.f;      // Gemm alpha, folded into the weight
+  int weight = -1;                  // tensor index of B / W
+  int64_t n = 0, k = 0;             // the weight as a matrix [N, K] (after any transposition)
+  bool transpose = false;           // Gemm with transB = 0: B [K, N] is stored transposed
+  float scale = 1.f;                // Gemm alpha, folded into the weight
   int64_t conv_rows_per_group = 0;  // Conv: M / group; 0 for Gemm
-  std::string cannot;     // why it stays fp32 whatever is asked (empty: it can be quantized)
+  std::string cannot;  // why it stays fp32 whatever is asked (empty: it can be quantized)
   bool logits = false;
 };
 
@@ -101,8 +103,8 @@ Decision Decide(const Layer& l, const Graph& g, const QuantizeOptions& o) {
   if (o.precision == Precision::kFp32) return {};
   if (!l.cannot.empty()) return {Precision::kFp32, l.cannot};
   if (l.n * l.k < o.min_weights)
-    return {Precision::kFp32, "small: " + std::to_string(l.n * l.k) + " weights < " +
-                                  std::to_string(o.min_weights)};
+    return {Precision::kFp32,
+            "small: " + std::to_string(l.n * l.k) + " weights < " + std::to_string(o.min_weights)};
   Decision d{o.precision, ""};
   if (o.precision == Precision::kInt4 && l.logits && o.logits_int4 != Precision::kInt4)
     d = {o.logits_int4, "logits layer"};
@@ -132,23 +134,24 @@ std::shared_ptr<void> AlignedBlob(size_t bytes) {
 
 // Rewrites layer `l` of `g` to store its weight at `p` (not fp32): a new blob, the weight tensor
 // replaced in place when this node is its only reader, else a new tensor.
-void StoreWeight(const Layer& l, Precision p, Graph* g) {
+Status StoreWeight(const Layer& l, Precision p, Graph* g) {
   Node& node = g->nodes[l.node];
   const TensorDesc& w = g->tensors[l.weight];
   const quant::WeightFormat format = p == Precision::kFp16   ? quant::WeightFormat::kFp16
                                      : p == Precision::kInt8 ? quant::WeightFormat::kInt8
                                                              : quant::WeightFormat::kQ4;
-  const std::vector<float> rows = WeightRows(w, l);
-  const size_t bytes = quant::WeightBytes(format, l.n, l.k);
-  std::shared_ptr<void> blob = AlignedBlob(bytes);
-  quant::QuantizeWeights(format, rows.data(), l.n, l.k, blob.get());
-
   TensorDesc q;
   q.name = w.name;
   q.dtype = quant::WeightDType(format);
   q.dims = node.op == "Gemm" ? Dims{l.n, l.k} : w.dims;
+  // The size every reader of the graph checks (ValidateGraph, the .eim writer and reader).
+  Result<uint64_t> size = ConstantBytes(q.dtype, q.dims);
+  if (!size.ok()) return size.status().WithContext(NodeContext(node));
+  q.bytes = static_cast<size_t>(*size);
+  const std::vector<float> rows = WeightRows(w, l);
+  std::shared_ptr<void> blob = AlignedBlob(q.bytes);
+  quant::QuantizeWeights(format, rows.data(), l.n, l.k, blob.get());
   q.data = blob.get();
-  q.bytes = bytes;
   g->owned.push_back(std::move(blob));
 
   int readers = 0;
@@ -165,6 +168,7 @@ void StoreWeight(const Layer& l, Precision p, Graph* g) {
     node.attrs.Set("transB", int64_t{1});
     node.attrs.Set("alpha", 1.f);
   }
+  return Status::Ok();
 }
 
 Status CheckKeep(const Graph& g, const std::vector<Layer>& layers, const QuantizeOptions& o) {
@@ -220,7 +224,7 @@ Result<Graph> QuantizeGraph(const Graph& g, const QuantizeOptions& options,
     const TensorDesc* w = l.weight >= 0 ? &g.tensors[l.weight] : nullptr;
     const bool constant = w != nullptr && w->is_constant();
     entry.bytes_before = constant ? w->bytes : 0;
-    if (d.precision != Precision::kFp32) StoreWeight(l, d.precision, &out);
+    if (d.precision != Precision::kFp32) EI_RETURN_IF_ERROR(StoreWeight(l, d.precision, &out));
     const TensorDesc* stored = l.weight >= 0 ? &out.tensors[node.inputs[1]] : nullptr;
     entry.bytes_after = constant ? stored->bytes : 0;
     entry.weight_dtype = stored != nullptr ? DTypeName(stored->dtype) : "";

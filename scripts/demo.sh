@@ -4,34 +4,40 @@
 # results printed as they arrive.
 #
 #   scripts/demo.sh [--duration S] [--machines N] [--bad-rate P] [--fault-rate P]
+#                   [--build-dir DIR]
 #
 # Installs the Debian packages (scripts/setup.sh, as root) and builds (scripts/build.sh) when
 # needed, converts examples/vibration.onnx, starts Mosquitto on a free loopback port (temporary
 # config, no persistence), the agent, and edgeinfer-simulate; prints one line per result
 # (machine, predicted class, score, latency) and every rejected message; stops everything after
 # --duration seconds (default 30) or on Ctrl-C, and removes its temporary files.
+# --build-dir DIR uses binaries already built there instead (no setup, no build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 
-duration=30 machines=4 bad_rate=0.01 fault_rate=0.08
+duration=30 machines=4 bad_rate=0.01 fault_rate=0.08 build_dir=
 while (($#)); do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
     --machines) machines=$2; shift 2 ;;
     --bad-rate) bad_rate=$2; shift 2 ;;
     --fault-rate) fault_rate=$2; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --build-dir) build_dir=$(cd "$2" && pwd); shift 2 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
 
 say() { printf '\n== %s\n' "$*"; }
 
-say "packages and build"
-scripts/setup.sh
-scripts/build.sh edgeinfer edgeinfer-agent edgeinfer-simulate
-bin=$repo/build
+if [[ -z $build_dir ]]; then
+  say "packages and build"
+  scripts/setup.sh
+  scripts/build.sh edgeinfer edgeinfer-agent edgeinfer-simulate
+  build_dir=$repo/build
+fi
+bin=$build_dir
 
 work=$(mktemp -d /tmp/edgeinfer-demo.XXXXXX)
 pids=()
@@ -46,8 +52,7 @@ trap cleanup EXIT
 trap 'echo; echo "demo: interrupted"; exit 130' INT TERM
 
 say "converting the example model"
-mkdir -p build/models
-"$bin/inference/edgeinfer" convert examples/vibration.onnx -o build/models/vibration.eim
+"$bin/inference/edgeinfer" convert examples/vibration.onnx -o "$work/vibration.eim"
 
 # A free loopback port: the first in a random range that nothing answers on.
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -82,7 +87,7 @@ uri = "tcp://127.0.0.1:$port"
 interval_s = 5
 [[pipeline]]
 name = "vibration"
-model = "$repo/build/models/vibration.eim"
+model = "$work/vibration.eim"
 topics = ["sensors/+/vibration"]
 [pipeline.input]
 timestamp = "/ts"

@@ -37,8 +37,7 @@ void QuantGemm::Run(int64_t m, const float* x, int64_t ldx, int64_t n_begin, int
   p.m = m;
   p.x = x;
   p.ldx = ldx;
-  p.w = n_begin == 0 && n_end == weights_.n ? weights_
-                                            : quant::SliceRows(weights_, n_begin, n_end);
+  p.w = n_begin == 0 && n_end == weights_.n ? weights_ : quant::SliceRows(weights_, n_begin, n_end);
   p.bias = bias != nullptr ? bias + n_begin : nullptr;
   p.y = y;
   p.ldy = ldy;

@@ -6,14 +6,16 @@ namespace edgeinfer::quant {
 
 namespace {
 
-struct DTypeFormat {
+// The weight dtypes of the quantized kernels: their format and precision name.
+struct WeightDTypeInfo {
   DType dtype;
   WeightFormat format;
+  const char* precision;
 };
-constexpr DTypeFormat kWeightDTypes[] = {
-    {DType::kQInt8Channel, WeightFormat::kInt8},
-    {DType::kQInt4Block, WeightFormat::kQ4},
-    {DType::kFloat16, WeightFormat::kFp16},
+constexpr WeightDTypeInfo kWeightDTypes[] = {
+    {DType::kQInt8Channel, WeightFormat::kInt8, "int8"},
+    {DType::kQInt4Block, WeightFormat::kQ4, "int4"},
+    {DType::kFloat16, WeightFormat::kFp16, "fp16"},
 };
 
 // Far beyond any real layer and small enough that every blob size below fits easily in uint64.
@@ -38,18 +40,10 @@ DType WeightDType(WeightFormat f) {
 }
 
 const char* WeightPrecisionName(DType t) {
-  switch (t) {
-    case DType::kFloat32:
-      return "fp32";
-    case DType::kFloat16:
-      return "fp16";
-    case DType::kQInt8Channel:
-      return "int8";
-    case DType::kQInt4Block:
-      return "int4";
-    default:
-      return nullptr;
-  }
+  if (t == DType::kFloat32) return "fp32";  // the BLAS kernels
+  for (const auto& e : kWeightDTypes)
+    if (e.dtype == t) return e.precision;
+  return nullptr;
 }
 
 Status WeightMatrix(const Dims& dims, int64_t* n, int64_t* k) {

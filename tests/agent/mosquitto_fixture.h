@@ -160,23 +160,28 @@ struct BrokerOptions {
 inline bool MakeTestCertificates(const std::filesystem::path& dir, const std::string& name,
                                  bool server) {
   const auto f = [&](const std::string& file) { return (dir / file).string(); };
+  const auto quiet = [](const std::vector<std::string>& args) {
+    SpawnOptions o;
+    o.stderr_fd = -1;  // openssl's progress dots
+    return Run(args, Millis(30000), o);
+  };
   const std::vector<std::string> ec = {"-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
                                        "-nodes"};
   std::vector<std::string> ca = {"openssl", "req", "-x509"};
   MosquittoBrokerAppend(&ca, ec);
-  MosquittoBrokerAppend(&ca, {"-keyout", f(name + "-ca.key"), "-out", f(name + "-ca.crt"),
-                              "-subj", "/CN=" + name + "-test-ca", "-days", "2"});
-  if (Run(ca) != 0) return false;
+  MosquittoBrokerAppend(&ca, {"-keyout", f(name + "-ca.key"), "-out", f(name + "-ca.crt"), "-subj",
+                              "/CN=" + name + "-test-ca", "-days", "2"});
+  if (quiet(ca) != 0) return false;
   if (!server) return true;
   std::vector<std::string> req = {"openssl", "req"};
   MosquittoBrokerAppend(&req, ec);
-  MosquittoBrokerAppend(&req, {"-keyout", f("server.key"), "-out", f("server.csr"), "-subj",
-                               "/CN=127.0.0.1"});
+  MosquittoBrokerAppend(
+      &req, {"-keyout", f("server.key"), "-out", f("server.csr"), "-subj", "/CN=127.0.0.1"});
   WriteFile(dir / "san.cnf", "subjectAltName=IP:127.0.0.1\n");
-  return Run(req) == 0 &&
-         Run({"openssl", "x509", "-req", "-in", f("server.csr"), "-CA", f(name + "-ca.crt"),
-              "-CAkey", f(name + "-ca.key"), "-CAcreateserial", "-out", f("server.crt"), "-days",
-              "2", "-extfile", f("san.cnf")}) == 0;
+  return quiet(req) == 0 &&
+         quiet({"openssl", "x509", "-req", "-in", f("server.csr"), "-CA", f(name + "-ca.crt"),
+                "-CAkey", f(name + "-ca.key"), "-CAcreateserial", "-out", f("server.crt"), "-days",
+                "2", "-extfile", f("san.cnf")}) == 0;
 }
 
 // /usr/sbin/mosquitto with a generated config in its own temp dir. Start() is explicit so a
@@ -184,7 +189,8 @@ inline bool MakeTestCertificates(const std::filesystem::path& dir, const std::st
 class MosquittoBroker {
  public:
   explicit MosquittoBroker(BrokerOptions options = {})
-      : options_(std::move(options)), port_(FreeLoopbackPort()),
+      : options_(std::move(options)),
+        port_(FreeLoopbackPort()),
         tls_port_(options_.tls ? FreeLoopbackPort() : -1) {
     std::string tmpl = std::filesystem::temp_directory_path().string() + "/edgeinfer-mqtt-XXXXXX";
     if (::mkdtemp(tmpl.data()) != nullptr) dir_ = tmpl;
@@ -239,8 +245,8 @@ class MosquittoBroker {
   std::vector<std::string> ClientArgs() const {
     std::vector<std::string> a = {"-h", "127.0.0.1", "-p", std::to_string(port_)};
     if (!options_.users.empty()) {
-      a.insert(a.end(), {"-u", options_.users.begin()->first, "-P",
-                         options_.users.begin()->second});
+      a.insert(a.end(),
+               {"-u", options_.users.begin()->first, "-P", options_.users.begin()->second});
     }
     return a;
   }
@@ -321,8 +327,8 @@ class MosquittoBroker {
     }
   }
   bool StartOnce(Clock::time_point deadline) {
-    const int err = ::open((dir_ / "stderr").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-                           0600);
+    const int err =
+        ::open((dir_ / "stderr").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     SpawnOptions o;
     o.stderr_fd = err;
     pid_ = Spawn({"/usr/sbin/mosquitto", "-c", (dir_ / "mosquitto.conf").string()}, o);
@@ -354,10 +360,11 @@ class MosquittoSubscriber {
                       std::vector<std::string> extra_args = {}) {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) return;
-    std::vector<std::string> a = {"mosquitto_sub"};
+    // mosquitto_sub flushes after each message but not after its debug lines (the SUBACK):
+    // stdbuf makes its stdout line-buffered.
+    std::vector<std::string> a = {"stdbuf", "-oL", "mosquitto_sub"};
     MosquittoBroker::Append(&a, broker.ClientArgs());
-    MosquittoBroker::Append(&a, {"-d", "-F", "MSG %t %p", "-t", filter, "-q",
-                                 std::to_string(qos)});
+    MosquittoBroker::Append(&a, {"-d", "-F", "MSG %t %p", "-t", filter, "-q", std::to_string(qos)});
     MosquittoBroker::Append(&a, extra_args);
     SpawnOptions o;
     o.stdout_fd = fds[1];

@@ -7,7 +7,6 @@
 // quantized weights, the converter's per-layer decisions, the profiler's quantize span and the
 // .eim round trip (zero copy).
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -89,8 +88,8 @@ struct Layer {
   std::vector<float> bias;  // [N], empty for none
 };
 
-Layer GemmLayer(const Dims& a_dims, int64_t n, bool relu, uint32_t seed,
-                const Dims& c_dims = {-2}, float beta = 1.f) {
+Layer GemmLayer(const Dims& a_dims, int64_t n, bool relu, uint32_t seed, const Dims& c_dims = {-2},
+                float beta = 1.f) {
   Layer l;
   Graph& g = l.graph;
   const int64_t k = a_dims.back();
@@ -105,11 +104,13 @@ Layer GemmLayer(const Dims& a_dims, int64_t n, bool relu, uint32_t seed,
   node.attrs.Set("transB", int64_t{1});
   node.attrs.Set("beta", beta);
   if (relu) node.attrs.Set("activation", std::string("Relu"));
-  node.inputs = {g.inputs[0], g.AddConstant("w", DType::kFloat32, {n, k}, l.w.data(), l.w.size() * 4)};
+  node.inputs = {g.inputs[0],
+                 g.AddConstant("w", DType::kFloat32, {n, k}, l.w.data(), l.w.size() * 4)};
   if (!c_dims.empty()) {
     const Dims dims = c_dims == Dims{-2} ? Dims{n} : c_dims;
     l.bias = Random(static_cast<size_t>(Numel(dims)), seed + 1, -0.5f, 0.5f);
-    node.inputs.push_back(g.AddConstant("c", DType::kFloat32, dims, l.bias.data(), l.bias.size() * 4));
+    node.inputs.push_back(
+        g.AddConstant("c", DType::kFloat32, dims, l.bias.data(), l.bias.size() * 4));
   }
   TensorDesc y;
   y.name = "y";
@@ -242,8 +243,8 @@ void ExpectWithinBound(const std::vector<double>& rows, int64_t m_count, int64_t
       if (relu) ref = std::max(ref, 0.0);
       const double got = out(m, n);
       if (!(std::fabs(got - ref) <= bound) && ++bad <= 5)
-        ADD_FAILURE() << what << ": y[" << m << "][" << n << "] = " << got << ", reference "
-                      << ref << ", bound " << bound;
+        ADD_FAILURE() << what << ": y[" << m << "][" << n << "] = " << got << ", reference " << ref
+                      << ", bound " << bound;
     }
   }
   EXPECT_EQ(bad, 0) << what;
@@ -267,13 +268,13 @@ struct GemmCase {
 
 TEST(QuantOpGemm, MatchesFloatWithinScaleBoundsAtEveryLevel) {
   const GemmCase cases[] = {
-      {{kBatchDim, 37}, 1, 1},                  // N = 1, K not a multiple of 32
-      {{kBatchDim, 64}, 10, 3, {1, 10}},        // C [1, N] fused as the bias
-      {{kBatchDim, 784}, 33, 16},               // the MLP's K, N not a multiple of 8
-      {{kBatchDim, 100}, 8, 5, {}},             // no C
-      {{kBatchDim, 2, 45}, 12, 2},              // rank-3 A: leading dims flattened into M
-      {{kBatchDim, 50}, 20, 4, {20}, 0.5f},     // beta != 1: C added after the GEMM
-      {{kBatchDim, 300}, 17, 4, {1}},           // C [1] broadcast
+      {{kBatchDim, 37}, 1, 1},               // N = 1, K not a multiple of 32
+      {{kBatchDim, 64}, 10, 3, {1, 10}},     // C [1, N] fused as the bias
+      {{kBatchDim, 784}, 33, 16},            // the MLP's K, N not a multiple of 8
+      {{kBatchDim, 100}, 8, 5, {}},          // no C
+      {{kBatchDim, 2, 45}, 12, 2},           // rank-3 A: leading dims flattened into M
+      {{kBatchDim, 50}, 20, 4, {20}, 0.5f},  // beta != 1: C added after the GEMM
+      {{kBatchDim, 300}, 17, 4, {1}},        // C [1] broadcast
   };
   uint32_t seed = 1;
   for (const GemmCase& gc : cases) {
@@ -300,10 +301,10 @@ TEST(QuantOpGemm, MatchesFloatWithinScaleBoundsAtEveryLevel) {
         ScopedLevel scoped(level);
         const std::vector<float> y = RunGraph(q, x, gc.batch);
         ASSERT_EQ(static_cast<int64_t>(y.size()), m * gc.n);
-        ExpectWithinBound(rows, m, k, l.w, ew, bias, gc.n, p != Precision::kFp16, relu,
-                          [&](int64_t i, int64_t j) { return y[i * gc.n + j]; },
-                          "Gemm " + DimsToString(gc.a) + " x " + std::to_string(gc.n) + " " +
-                              Describe(p, level));
+        ExpectWithinBound(
+            rows, m, k, l.w, ew, bias, gc.n, p != Precision::kFp16, relu,
+            [&](int64_t i, int64_t j) { return y[i * gc.n + j]; },
+            "Gemm " + DimsToString(gc.a) + " x " + std::to_string(gc.n) + " " + Describe(p, level));
         // int8 and int4 sums are exact integers and the float steps are fixed: every level
         // gives the same bits.
         if (first.empty()) first = y;
@@ -354,12 +355,12 @@ std::vector<double> ConvRows(const ConvSpec& s, const std::vector<float>& x, int
 
 TEST(QuantOpConv, MatchesFloatWithinScaleBoundsAtEveryLevel) {
   const ConvSpec cases[] = {
-      {3, 32, 1, {50}, {7}, {2}, {1}, {3, 3}},             // a stem: K = 21, stride 2, padding
-      {32, 24, 1, {33}, {1}, {1}, {1}, {0, 0}},            // pointwise
-      {16, 16, 1, {40}, {5}, {1}, {2}, {4, 4}},            // dilated
-      {8, 16, 2, {20}, {3}, {1}, {1}, {1, 1}},             // two groups of 8 output channels
-      {3, 8, 1, {9, 11}, {3, 3}, {2, 2}, {1, 1}, {1, 1, 1, 1}},   // 2-D
-      {4, 12, 1, {6, 7}, {2, 3}, {1, 1}, {2, 1}, {1, 0, 0, 2}},   // 2-D, dilated, uneven pads
+      {3, 32, 1, {50}, {7}, {2}, {1}, {3, 3}},   // a stem: K = 21, stride 2, padding
+      {32, 24, 1, {33}, {1}, {1}, {1}, {0, 0}},  // pointwise
+      {16, 16, 1, {40}, {5}, {1}, {2}, {4, 4}},  // dilated
+      {8, 16, 2, {20}, {3}, {1}, {1}, {1, 1}},   // two groups of 8 output channels
+      {3, 8, 1, {9, 11}, {3, 3}, {2, 2}, {1, 1}, {1, 1, 1, 1}},  // 2-D
+      {4, 12, 1, {6, 7}, {2, 3}, {1, 1}, {2, 1}, {1, 0, 0, 2}},  // 2-D, dilated, uneven pads
   };
   const int batch = 2;
   uint32_t seed = 50;
@@ -498,10 +499,10 @@ TEST(QuantOpValidation, RejectsDepthwiseAndUnalignedGroupedInt4Convs) {
     return ValidateGraph(&g, false);
   };
   EXPECT_TRUE(conv(8, 16, 1, DType::kQInt8Channel).ok());
-  EXPECT_FALSE(conv(8, 8, 8, DType::kQInt8Channel).ok());   // depthwise
+  EXPECT_FALSE(conv(8, 8, 8, DType::kQInt8Channel).ok());  // depthwise
   EXPECT_FALSE(conv(8, 8, 8, DType::kFloat16).ok());
-  EXPECT_TRUE(conv(8, 16, 2, DType::kQInt4Block).ok());     // M/group = 8
-  EXPECT_FALSE(conv(8, 12, 2, DType::kQInt4Block).ok());    // M/group = 6
+  EXPECT_TRUE(conv(8, 16, 2, DType::kQInt4Block).ok());   // M/group = 8
+  EXPECT_FALSE(conv(8, 12, 2, DType::kQInt4Block).ok());  // M/group = 6
   EXPECT_TRUE(conv(8, 12, 2, DType::kQInt8Channel).ok());
 }
 
@@ -524,9 +525,9 @@ Graph Mlp(std::vector<std::vector<float>>* weights) {
     n.op = "Gemm";
     n.attrs.Set("transB", int64_t{1});
     if (i < 2) n.attrs.Set("activation", std::string("Relu"));
-    n.inputs = {prev, g.AddConstant(std::string(names[i]) + ".w", DType::kFloat32,
-                                    {sizes[i + 1], sizes[i]}, weights->back().data(),
-                                    weights->back().size() * 4)};
+    n.inputs = {
+        prev, g.AddConstant(std::string(names[i]) + ".w", DType::kFloat32, {sizes[i + 1], sizes[i]},
+                            weights->back().data(), weights->back().size() * 4)};
     TensorDesc y;
     y.name = std::string(names[i]) + ".y";
     n.outputs.push_back(g.AddTensor(y));

@@ -5,7 +5,6 @@
 // most 1 and 4 samples), top-1 agreement with fp32, the per-layer plan, file sizes, a zero-copy
 // load, and bit-identical int8/int4 outputs at every CPU level the machine runs.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -56,8 +55,8 @@ Converted Convert(const std::string& name, Precision precision) {
   EXPECT_TRUE(q.ok()) << q.status().ToString();
   if (!q.ok()) return c;
   // ctest runs tests as parallel processes: each writes its own file.
-  const std::string eim = ::testing::TempDir() + "/" + name + "." + PrecisionName(precision) +
-                          "." + std::to_string(getpid()) + ".eim";
+  const std::string eim = ::testing::TempDir() + "/" + name + "." + PrecisionName(precision) + "." +
+                          std::to_string(getpid()) + ".eim";
   EXPECT_TRUE(WriteEim(*q, eim).ok());
   auto model = Model::Load(eim);
   EXPECT_TRUE(model.ok()) << model.status().ToString();
@@ -90,8 +89,8 @@ std::vector<float> Logits(const std::shared_ptr<const Model>& model, const std::
 std::vector<int> Top1(const std::vector<float>& logits, int classes) {
   std::vector<int> out;
   for (size_t i = 0; i + classes <= logits.size(); i += classes)
-    out.push_back(static_cast<int>(std::max_element(logits.begin() + i, logits.begin() + i + classes) -
-                                   (logits.begin() + i)));
+    out.push_back(static_cast<int>(
+        std::max_element(logits.begin() + i, logits.begin() + i + classes) - (logits.begin() + i)));
   return out;
 }
 
@@ -215,9 +214,8 @@ TEST(QuantExamples, PlansArePinned) {
                             "/block2/block2.4/Conv=fp32", "/fc/Gemm=fp32"};
   EXPECT_EQ(Plan(Convert("vibration", Precision::kInt8)), vibration_int8);
   EXPECT_EQ(Plan(Convert("vibration", Precision::kInt4)),
-            (V{"/stem/stem.0/Conv=fp32", "/block1/block1.0/Conv=fp32",
-               "/block1/block1.3/Conv=int4", "/block2/block2.0/Conv=int4",
-               "/block2/block2.4/Conv=int4", "/fc/Gemm=fp32"}));
+            (V{"/stem/stem.0/Conv=fp32", "/block1/block1.0/Conv=fp32", "/block1/block1.3/Conv=int4",
+               "/block2/block2.0/Conv=int4", "/block2/block2.4/Conv=int4", "/fc/Gemm=fp32"}));
 }
 
 TEST(QuantExamples, MlpFileSizes) {
