@@ -34,6 +34,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <fstream>
 #include <mutex>
 #include <optional>
@@ -49,7 +50,7 @@ using Clock = std::chrono::steady_clock;
 using Millis = std::chrono::milliseconds;
 
 constexpr int kMaxInflight = 128;      // QoS 1 publishes awaiting PUBACK (Paho flow control)
-constexpr int kMaxQueued = 1024;       // publishes accepted but not yet written
+constexpr size_t kMaxQueued = 1024;    // accepted publishes waiting for room in Paho
 constexpr int kConnectTimeoutS = 10;   // TCP + TLS + CONNACK
 constexpr Millis kAttemptGrace(5000);  // after which a silent connect attempt counts as failed
 
@@ -158,17 +159,88 @@ bool ValidTopicName(std::string_view topic) {
   return !topic.empty() && topic.find_first_of(std::string_view("+#\0", 3)) == std::string::npos;
 }
 
-// Maps Paho's per-publish user context (a void*, 32 bits on Arm boards) to the caller's 64-bit
-// tag without an allocation per message: the context is a slot number, and freed slots are
-// reused, so the table grows to the largest number in flight. Slot 0 (nullptr) means "ours"
-// (birth and offline status), which no handler hears about.
-class DeliveryTable {
+// Publishes, in order, on their way to Paho: at most `window` of them are inside Paho at once.
+// Why: Paho C looks at its command queue again only when a command is added or once a second
+// (MQTTAsync_sendThread), so a publish it holds back for flow control (its in-flight limit, or
+// an MQTT 5 broker's Receive Maximum: 20 on Mosquitto) waits up to a second after the PUBACK
+// that made room: about 20 messages a second. Here each completion hands over the next one.
+//
+// Also maps Paho's per-publish user context (a void*: 32 bits on Arm boards) to the caller's
+// 64-bit tag without an allocation per message: the context is a slot number, and slots are
+// reused. Context nullptr marks the link's own status messages, which no handler hears about.
+//
+// Thread-safe. Never held while calling Paho: Paho's receive thread holds its own mutex while it
+// runs callbacks, and a QoS 1 publish from another thread takes that mutex.
+class PublishQueue {
  public:
-  void* Add(uint64_t tag) {
+  struct Item {
+    mqtt::message_ptr message;
+    void* context;
+  };
+
+  // False when `kMaxQueued` publishes are waiting already.
+  bool Push(mqtt::message_ptr message, uint64_t tag) {
     std::lock_guard<std::mutex> lock(mu_);
-    size_t slot;
+    if (queue_.size() >= kMaxQueued) return false;
+    queue_.push_back({std::move(message), NewSlot(tag)});
+    return true;
+  }
+  // The next publish to hand to Paho, unless none waits, the window is full or another thread is
+  // handing one over (which then looks again). Call Handed() after handing it over.
+  std::optional<Item> Next() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (handing_ || queue_.empty() || in_paho_ >= window_) return std::nullopt;
+    handing_ = true;
+    ++in_paho_;
+    Item item = std::move(queue_.front());
+    queue_.pop_front();
+    return item;
+  }
+  // `refused`: Paho did not take it; it goes back to the front.
+  void Handed(std::optional<Item> refused) {
+    std::lock_guard<std::mutex> lock(mu_);
+    handing_ = false;
+    if (!refused) return;
+    --in_paho_;
+    queue_.push_front(std::move(*refused));
+  }
+  // A publish Paho had taken is finished: its tag, or nullopt if already reported (FailAll).
+  std::optional<uint64_t> Complete(void* context) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (context == nullptr) return std::nullopt;
+    in_paho_ = std::max(0, in_paho_ - 1);
+    const size_t slot = reinterpret_cast<uintptr_t>(context) - 1;
+    if (slot >= used_.size() || !used_[slot]) return std::nullopt;
+    used_[slot] = false;
+    free_.push_back(slot);
+    return tags_[slot];
+  }
+  // The tags of the publishes still waiting here, which are dropped.
+  std::vector<uint64_t> DropQueued() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<uint64_t> tags;
+    for (const Item& item : queue_) tags.push_back(FreeSlot(item.context));
+    queue_.clear();
+    return tags;
+  }
+  // Every tag not reported yet (waiting here or inside Paho); later completions are ignored.
+  std::vector<uint64_t> DropAll() {
+    std::vector<uint64_t> tags = DropQueued();
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t slot = 0; slot < used_.size(); ++slot) {
+      if (used_[slot]) tags.push_back(FreeSlot(reinterpret_cast<void*>(slot + 1)));
+    }
+    return tags;
+  }
+  void SetWindow(int window) {
+    std::lock_guard<std::mutex> lock(mu_);
+    window_ = std::max(1, window);
+  }
+
+ private:
+  void* NewSlot(uint64_t tag) {
+    size_t slot = tags_.size();
     if (free_.empty()) {
-      slot = tags_.size();
       tags_.push_back(tag);
       used_.push_back(true);
     } else {
@@ -179,27 +251,18 @@ class DeliveryTable {
     }
     return reinterpret_cast<void*>(slot + 1);
   }
-  // The tag of `context`, freeing its slot; nullopt if it was freed already (see TakeAll).
-  std::optional<uint64_t> Take(void* context) {
+  uint64_t FreeSlot(void* context) {
     const size_t slot = reinterpret_cast<uintptr_t>(context) - 1;
-    std::lock_guard<std::mutex> lock(mu_);
-    if (context == nullptr || slot >= used_.size() || !used_[slot]) return std::nullopt;
     used_[slot] = false;
     free_.push_back(slot);
     return tags_[slot];
   }
-  std::vector<uint64_t> TakeAll() {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::vector<uint64_t> tags;
-    for (size_t i = 0; i < used_.size(); ++i) {
-      if (used_[i]) tags.push_back(tags_[i]);
-      used_[i] = false;
-    }
-    return tags;
-  }
 
- private:
   std::mutex mu_;
+  std::deque<Item> queue_;
+  int in_paho_ = 0;
+  int window_ = kMaxInflight;
+  bool handing_ = false;
   std::vector<uint64_t> tags_;
   std::vector<bool> used_;
   std::vector<size_t> free_;
@@ -241,7 +304,9 @@ struct MqttLink::Impl final : mqtt::callback {
   void PublishStatus(const std::string& topic, const std::string& payload);
   void WaitForAttemptLocked(std::unique_lock<std::mutex>& lock, Clock::time_point deadline);
   void Disconnect(const std::string& offline_payload, Clock::time_point deadline);
-  void FailOutstanding();
+  void Pump();
+  void RecordWindow(const mqtt::token& connect_token);
+  void ReportDelivered(uint64_t tag, bool ok);
 
   const LinkConfig config;
   const std::string client_id;
@@ -270,7 +335,7 @@ struct MqttLink::Impl final : mqtt::callback {
   std::atomic<uint64_t> connects{0}, reconnects{0}, messages_in{0}, published{0},
       publish_failures{0};
 
-  DeliveryTable deliveries;
+  PublishQueue queue;
   Listener<Impl, &Impl::OnPublishDone> publish_listener{this};
   Listener<Impl, &Impl::OnConnectDone> connect_listener{this};
   Listener<Impl, &Impl::OnSubscribeDone> subscribe_listener{this};
@@ -377,7 +442,7 @@ void MqttLink::Impl::TryConnect() {
 }
 
 void MqttLink::Impl::OnConnectDone(const mqtt::token& t, bool ok) {
-  if (ok) return;  // `connected()` is the event (Paho may report this success twice)
+  if (ok) return RecordWindow(t);  // `connected()`, called next, is the event
   std::lock_guard<std::mutex> lock(mu);
   if (!stopping) {
     Log(role, "connect to " + config.uri + " failed: " + Describe(t) + "; retrying in about " +
@@ -405,6 +470,7 @@ void MqttLink::Impl::connected(const std::string&) {
   Log(role, "connected to " + config.uri + " as '" + client_id + "'");
   for (const auto& [filter, qos] : subs) Subscribe(filter, qos);
   if (birth_message) PublishStatus(birth_message->first, birth_message->second);
+  Pump();  // publishes that met the disconnection on their way into Paho
   if (MqttConnectionHandler* h = connection_handler.load()) h->OnConnected();
 }
 
@@ -415,6 +481,8 @@ void MqttLink::Impl::connection_lost(const std::string& cause) {
     std::lock_guard<std::mutex> lock(mu);
     ScheduleRetryLocked();
   }
+  // Paho fails the publishes awaiting a PUBACK itself (clean session); these never reached it.
+  for (uint64_t tag : queue.DropQueued()) ReportDelivered(tag, false);
   if (MqttConnectionHandler* h = connection_handler.load()) h->OnDisconnected();
 }
 
@@ -449,11 +517,50 @@ void MqttLink::Impl::message_arrived(mqtt::const_message_ptr msg) {
 
 // ---- Publishing ------------------------------------------------------------------------------
 
-void MqttLink::Impl::OnPublishDone(const mqtt::token& t, bool ok) {
-  const std::optional<uint64_t> tag = deliveries.Take(t.get_user_context());
-  if (!tag) return;  // already failed by Stop()
+// MQTT 5 brokers say in the CONNACK how many QoS 1 publishes they take at once; Paho keeps to
+// the smaller of that and kMaxInflight, and so must the queue.
+void MqttLink::Impl::RecordWindow(const mqtt::token& connect_token) {
+  int window = kMaxInflight;
+  try {
+    const mqtt::properties& props = connect_token.get_connect_response().get_properties();
+    if (props.contains(mqtt::property::RECEIVE_MAXIMUM)) {
+      window = std::min<int>(window, mqtt::get<uint16_t>(props, mqtt::property::RECEIVE_MAXIMUM));
+    }
+  } catch (const std::exception&) {  // MQTT 3.1.1, or no response: Paho's own limit applies
+  }
+  queue.SetWindow(window);
+}
+
+// Hands waiting publishes to Paho while there is room. Called after every change that can make
+// room; whichever thread finds another one handing over leaves the work to it.
+void MqttLink::Impl::Pump() {
+  while (std::optional<PublishQueue::Item> item = queue.Next()) {
+    try {
+      client->publish(item->message, item->context, publish_listener);
+      queue.Handed(std::nullopt);
+    } catch (const mqtt::exception& e) {
+      if (e.get_return_code() == MQTTASYNC_DISCONNECTED) {
+        // Lost the connection meanwhile: connection_lost() drops it, or the next connect sends it.
+        queue.Handed(std::move(item));
+        return;
+      }
+      const void* context = item->context;
+      queue.Handed(std::nullopt);
+      Log(role, "publish on '" + item->message->get_topic() + "' refused: " + e.what());
+      if (auto tag = queue.Complete(const_cast<void*>(context))) ReportDelivered(*tag, false);
+    }
+  }
+}
+
+void MqttLink::Impl::ReportDelivered(uint64_t tag, bool ok) {
   (ok ? published : publish_failures).fetch_add(1, std::memory_order_relaxed);
-  if (MqttDeliveryHandler* h = delivery_handler.load()) h->OnDelivered(*tag, ok);
+  if (MqttDeliveryHandler* h = delivery_handler.load()) h->OnDelivered(tag, ok);
+}
+
+void MqttLink::Impl::OnPublishDone(const mqtt::token& t, bool ok) {
+  const std::optional<uint64_t> tag = queue.Complete(t.get_user_context());
+  if (tag) ReportDelivered(*tag, ok);  // else reported by Stop() already
+  Pump();
 }
 
 void MqttLink::Impl::PublishStatus(const std::string& topic, const std::string& payload) {
@@ -502,15 +609,6 @@ void MqttLink::Impl::Disconnect(const std::string& offline_payload, Clock::time_
   is_connected = false;
 }
 
-// Publishes Paho still holds (never written) would otherwise be reported at destruction.
-void MqttLink::Impl::FailOutstanding() {
-  MqttDeliveryHandler* h = delivery_handler.load();
-  for (uint64_t tag : deliveries.TakeAll()) {
-    publish_failures.fetch_add(1, std::memory_order_relaxed);
-    if (h != nullptr) h->OnDelivered(tag, false);
-  }
-}
-
 // ---- MqttLink --------------------------------------------------------------------------------
 
 Result<std::unique_ptr<MqttLink>> MqttLink::Create(const LinkConfig& config,
@@ -526,7 +624,7 @@ Result<std::unique_ptr<MqttLink>> MqttLink::Create(const LinkConfig& config,
   try {
     mqtt::create_options opts(config.mqtt_version);
     opts.set_send_while_disconnected(false);  // the caller's outbox keeps what is not sent
-    opts.set_max_buffered_messages(kMaxQueued);
+    opts.set_max_buffered_messages(kMaxInflight + 16);  // PublishQueue holds the rest
     impl.client = std::make_unique<mqtt::async_client>(config.uri, id, opts);
     impl.client->set_callback(impl);
   } catch (const mqtt::exception& e) {
@@ -581,25 +679,17 @@ Status MqttLink::Start() {
 bool MqttLink::Publish(std::string_view topic, std::string_view payload, int qos, bool retained,
                        uint64_t tag) {
   Impl& impl = *impl_;
-  if (!impl.is_connected || impl.stopped || !ValidTopicName(topic)) {
-    impl.publish_failures.fetch_add(1, std::memory_order_relaxed);
-    return false;
-  }
-  void* context = impl.deliveries.Add(tag);
-  try {
-    impl.client->publish(
-        mqtt::message::create(std::string(topic), payload.data(), payload.size(), qos, retained),
-        context, impl.publish_listener);
+  if (!ValidTopicName(topic) || qos < 0 || qos > 2) {
+    Log(impl.role, "publish on '" + std::string(topic) + "' refused: bad topic name or QoS");
+  } else if (impl.is_connected && !impl.stopped &&
+             impl.queue.Push(mqtt::message::create(std::string(topic), payload.data(),
+                                                   payload.size(), qos, retained),
+                             tag)) {
+    impl.Pump();
     return true;
-  } catch (const mqtt::exception& e) {
-    impl.deliveries.Take(context);
-    impl.publish_failures.fetch_add(1, std::memory_order_relaxed);
-    const int rc = e.get_return_code();
-    if (rc != MQTTASYNC_DISCONNECTED && rc != MQTTASYNC_MAX_BUFFERED_MESSAGES) {
-      Log(impl.role, "publish on '" + std::string(topic) + "' refused: " + e.what());
-    }
-    return false;
   }
+  impl.publish_failures.fetch_add(1, std::memory_order_relaxed);
+  return false;
 }
 
 void MqttLink::Stop(const std::string& offline_payload, int timeout_ms) {
@@ -616,7 +706,9 @@ void MqttLink::Stop(const std::string& offline_payload, int timeout_ms) {
   }
   if (impl.retry_thread.joinable()) impl.retry_thread.join();
   impl.Disconnect(offline_payload, deadline);
-  impl.FailOutstanding();
+  // Whatever is not reported yet never will be on this connection (Paho would report commands
+  // it never sent only when the client is destroyed).
+  for (uint64_t tag : impl.queue.DropAll()) impl.ReportDelivered(tag, false);
 }
 
 bool MqttLink::connected() const { return impl_->is_connected; }

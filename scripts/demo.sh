@@ -43,12 +43,17 @@ work=$(mktemp -d /tmp/edgeinfer-demo.XXXXXX)
 pids=()
 cleanup() {
   trap - EXIT INT TERM
-  # Newest first: results reader, simulator, agent (SIGTERM: it drains), then the broker.
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill -TERM "${pids[i]}" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  # Newest first, one at a time: the results reader, the agent (SIGTERM: it drains and says
+  # offline while the broker is still up), then the broker.
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${pids[i]}" 2>/dev/null || true
+    wait "${pids[i]}" 2>/dev/null || true
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
+# Ctrl-C while the simulator runs ends it (and the agent drains): the script carries on to the
+# orderly stop below. At any other moment it lands here.
 trap 'echo; echo "demo: interrupted"; exit 130' INT TERM
 
 say "converting the example model"
@@ -70,9 +75,12 @@ cat >"$work/mosquitto.conf" <<EOF
 listener $port 127.0.0.1
 allow_anonymous true
 persistence false
-log_dest file $work/mosquitto.log
+log_dest stderr
 EOF
-mosquitto -c "$work/mosquitto.conf" &
+# Its log goes through the shell: run as root, mosquitto drops to user "mosquitto", which may
+# not write into $work. Its own session (setsid): Ctrl-C goes to the simulator and the agent,
+# which stop gracefully, while the broker stays up to carry their last messages.
+setsid mosquitto -c "$work/mosquitto.conf" 2>"$work/mosquitto.log" &
 pids+=($!)
 wait_port "$port"
 
@@ -114,8 +122,8 @@ say "results (machine, predicted class, score, latency) and rejected messages"
 # One line per message; the JSON fields are pulled out with awk so that no JSON tool is needed.
 # A FIFO between the two, so that each has its own PID to stop.
 mkfifo "$work/results"
-mosquitto_sub -p "$port" -v -t 'edgeinfer/demo-gw/results/#' -t 'edgeinfer/demo-gw/errors' \
-  >"$work/results" &
+setsid mosquitto_sub -p "$port" -v -t 'edgeinfer/demo-gw/results/#' \
+  -t 'edgeinfer/demo-gw/errors' >"$work/results" &
 pids+=($!)
 awk '
     function field(name,   re, v) {
@@ -136,10 +144,10 @@ pids+=($!)
 say "simulated machines for ${duration}s (Ctrl-C stops earlier)"
 "$bin/agent/edgeinfer-simulate" --uri "tcp://127.0.0.1:$port" --machines "$machines" \
   --duration "$duration" --fault-rate "$fault_rate" --bad-rate "$bad_rate" \
-  --samples-per-message 64 | sed 's/^/  /'
+  --samples-per-message 64 | sed -u 's/^/  /'
 
 say "stopping the agent (SIGTERM: drain, deliver, offline)"
-kill -TERM "$agent"
+kill -TERM "$agent" 2>/dev/null || true  # after a Ctrl-C it is stopping already
 wait "$agent" || true
 sleep 0.5
 echo "status: $(mosquitto_sub -p "$port" -t edgeinfer/demo-gw/status -C 1 -W 5)"

@@ -429,6 +429,47 @@ TEST_F(AgentE2E, ReconnectsAfterTheSourceBrokerRestartsAndCarriesOn) {
   EXPECT_EQ(agent.Stop(), 0) << agent.log();
 }
 
+// The uplink broker goes away while results are produced: they wait in the outbox and all
+// arrive after it is back (at least once; first deliveries in sequence order). The results
+// subscriber keeps a persistent session on a broker with persistence, so nothing published
+// while it reconnects is lost on the test's side.
+TEST_F(AgentE2E, ResultsProducedDuringASinkOutageArriveAfterIt) {
+  std::string tmpl = std::filesystem::temp_directory_path().string() + "/edgeinfer-sinkdb-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+  testing_mqtt::BrokerOptions options;
+  options.extra_config = {"persistence true", "persistence_location " + tmpl + "/"};
+  MosquittoBroker sink(options);
+  ASSERT_TRUE(sink.Start()) << sink.error();
+  MosquittoSubscriber results(sink, "edgeinfer/dev/results/#", 1, {"-c", "-i", "e2e-results"});
+  ASSERT_TRUE(Ready(sink, results, "edgeinfer/dev/results/ready"));
+  AgentProcess agent("dev", broker_.uri(), sink.uri(),
+                     PipelineToml("vib", "sensors/+/vibration", 0));
+  ASSERT_TRUE(agent.Start());
+  ASSERT_TRUE(WaitUntilSubscribed(broker_, "sensors/m1/vibration", results)) << agent.log();
+  ASSERT_TRUE(broker_.PublishLines("sensors/m1/vibration", WindowMessages(0, 20, true)));
+  ASSERT_TRUE(WaitFor([&] { return ResultsByTs(results).size() >= 20; })) << agent.log();
+
+  sink.Stop();
+  ASSERT_TRUE(broker_.PublishLines("sensors/m1/vibration", WindowMessages(100, 30, true)));
+  std::this_thread::sleep_for(Millis(1000));  // produced and stored while the uplink is down
+  ASSERT_TRUE(sink.Start()) << sink.error();
+  ASSERT_TRUE(WaitFor([&] { return ResultsByTs(results).size() >= 50; }, Millis(30000)))
+      << agent.log();
+  const auto by_ts = ResultsByTs(results);
+  for (int ts = 100; ts < 130; ++ts) EXPECT_EQ(by_ts.count(ts), 1u) << ts;
+  std::set<int64_t> seen;
+  int64_t last_new = 0;
+  for (const Seen& r : Parse(results)) {
+    const int64_t seq = r.json.value("sequence", int64_t{-1});
+    if (!seen.insert(seq).second) continue;  // a re-delivery (at least once)
+    EXPECT_GT(seq, last_new) << "first deliveries out of order";
+    last_new = seq;
+  }
+  EXPECT_EQ(agent.Stop(), 0) << agent.log();
+  std::error_code ec;
+  std::filesystem::remove_all(tmpl, ec);
+}
+
 TEST_F(AgentE2E, TwoAgentsInASharedGroupSplitAStreamWithoutLossOrDuplicates) {
   const std::string pipeline = PipelineToml("vib", "$share/fleet/sensors/+/vibration", 0);
   AgentProcess a("dev-a", broker_.uri(), broker_.uri(), pipeline);

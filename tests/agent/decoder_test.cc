@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <random>
 #include <vector>
 
 namespace edgeinfer::agent {
@@ -169,6 +170,38 @@ TEST(DecoderTest, ReusesBuffersAcrossMessages) {
     EXPECT_EQ(m.values.data(), first);  // the same per-thread buffer: no allocation
   }
   EXPECT_EQ(Values(m), (std::vector<float>{9, 8, 7}));
+}
+
+TEST(DecoderTest, MutatedPayloadsAreRefusedOrDecodedNeverCrash) {
+  Decoder json = MakeDecoder(Json("/values", "/ts", "/id"));
+  InputConfig raw;
+  raw.format = "f32le";
+  Decoder f32 = MakeDecoder(raw);
+  const std::string seed = R"({"ts":"2024-01-01","id":7,"values":[1.5,-2,3e-3,4]})";
+  std::mt19937 rng(42);
+  DecodedMessage m;
+  DecodeError e;
+  int decoded = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string p = seed;
+    for (int k = rng() % 4 + 1; k > 0; --k) {
+      const size_t at = rng() % p.size();
+      switch (rng() % 3) {
+        case 0:
+          p[at] = static_cast<char>(rng());
+          break;
+        case 1:
+          p.erase(at, 1);
+          break;
+        default:
+          p.insert(at, 1, static_cast<char>(rng()));
+          break;
+      }
+    }
+    decoded += json.Decode(p, &m, &e);
+    f32.Decode(p, &m, &e);
+  }
+  EXPECT_GT(decoded, 0);  // some mutations stay valid (inside numbers or strings)
 }
 
 }  // namespace
