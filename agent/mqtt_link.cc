@@ -1,31 +1,36 @@
 // MqttLink on the Paho MQTT C++ 1.2.0 async_client (over Paho C 1.3.x).
 //
-// Threads: Paho's callback thread runs Impl's mqtt::callback methods and the action listeners;
-// our own retry thread makes every connect attempt. Nothing here waits on a Paho token except
-// Stop(), which callers make from their own thread. Locks are never held while calling Paho.
+// Threads: Paho's receive thread runs Impl's mqtt::callback methods and the action listeners,
+// holding Paho C's own mutex; our retry thread makes every connect attempt. Nothing waits on a
+// Paho token except Stop(), which callers make from their own thread. Our locks are never held
+// while calling Paho: a QoS 1 publish from another thread takes Paho's mutex.
 //
 // Paho behaviour this file relies on or works around (sources: paho.mqtt.cpp v1.2.0,
 // paho.mqtt.c v1.3.12 as in Debian 12):
 // - Reconnects are ours, not Paho's set_automatic_reconnect(): whether Paho retries after a
-//   failed *first* connect differs between C library versions, its intervals are whole seconds,
-//   and two retry mechanisms would race (connect() replaces async_client's connect token).
+//   failed *first* connect differs between C library versions (1.3.12 does, older ones do not),
+//   its intervals are whole seconds, and two retry mechanisms would race (connect() replaces
+//   async_client's connect token).
 // - async_client::on_connected() calls the connect token's on_success() again, so the connect
-//   listener may see two successes: only its failures are used; `connected()` is the event.
+//   listener may see two successes: `connected()` is the event.
 // - callback::delivery_complete() also fires for publishes that publish() refused (1.2.0 calls
 //   it from remove_token() on the error path), and carries no failure for QoS 0: deliveries are
 //   reported from a per-publish action listener instead.
-// - A failed publish() calls no listener; an accepted one calls exactly one: on PUBACK (QoS 1),
+// - A refused publish() calls no listener; an accepted one calls exactly one: on PUBACK (QoS 1),
 //   on write (QoS 0), with MQTTASYNC_OPERATION_INCOMPLETE when the connection is lost with the
 //   message in flight (clean session), or at MQTTAsync_destroy for commands never sent.
-// - Paho keeps accepted-but-unsent publish commands across a connection loss and sends them
-//   after the reconnect, so such a publish may complete (ok) after OnDisconnected.
+// - Paho hands a publish held back by flow control to the socket only when another command
+//   arrives or after up to 1 s (MQTTAsync_sendThread waits on send_cond for 1000 ms; a PUBACK
+//   does not signal it): see PublishQueue.
+// - Publish commands Paho accepted but had not sent survive a connection loss and go out after
+//   the reconnect. PublishQueue keeps that set small (at most the window, briefly).
 // - ssl_options::set_error_handler() is not used: async_client::connect() takes the options by
 //   value, the copy's ssl_options registers *itself* as the C callback's context, and
 //   MQTTAsync_connect keeps that pointer (MQTTAsync.c: sslopts->ssl_error_context = ...). The
 //   copy dies when connect() returns, so a later TLS error calls into freed memory (seen as a
 //   SIGSEGV in ssl_options::on_error). TLS failures are logged from the connect listener.
-// - With create options, maxBufferedMessages bounds the publish commands queued while
-//   *connected* too (default 100): it is raised so bursts are not refused.
+// - With create options, maxBufferedMessages (default 100) bounds the publish commands queued
+//   while *connected* too; PublishQueue stays well below it.
 #include "agent/mqtt_link.h"
 
 #include <mqtt/async_client.h>
@@ -529,6 +534,7 @@ void MqttLink::Impl::RecordWindow(const mqtt::token& connect_token) {
   } catch (const std::exception&) {  // MQTT 3.1.1, or no response: Paho's own limit applies
   }
   queue.SetWindow(window);
+  fprintf(stderr, "DEBUG window=%d\n", window);
 }
 
 // Hands waiting publishes to Paho while there is room. Called after every change that can make
@@ -544,10 +550,9 @@ void MqttLink::Impl::Pump() {
         queue.Handed(std::move(item));
         return;
       }
-      const void* context = item->context;
       queue.Handed(std::nullopt);
       Log(role, "publish on '" + item->message->get_topic() + "' refused: " + e.what());
-      if (auto tag = queue.Complete(const_cast<void*>(context))) ReportDelivered(*tag, false);
+      if (auto tag = queue.Complete(item->context)) ReportDelivered(*tag, false);
     }
   }
 }

@@ -1,8 +1,9 @@
 #include "agent/result_json.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <set>
+#include <iterator>
 
 namespace edgeinfer::agent {
 namespace {
@@ -142,27 +143,50 @@ void ResultWriter::WriteClass(const PostResult& p, std::string* out) const {
   out->push_back(']');
 }
 
+namespace {
+
+// Weight storage precisions, lowest first; the order of a mixed model's name.
+constexpr const char* kPrecisions[] = {"int4", "int8", "fp16", "fp32"};
+
+int PrecisionOfDType(DType t) {
+  switch (t) {
+    case DType::kQInt4Block:
+      return 0;
+    case DType::kQInt8Channel:
+    case DType::kInt8:
+    case DType::kUInt8:
+      return 1;
+    case DType::kFloat16:
+      return 2;
+    case DType::kFloat32:
+      return 3;
+    default:
+      return -1;  // integer shapes and indices are not weights
+  }
+}
+
+}  // namespace
+
 std::string ModelPrecision(const Graph& graph) {
-  std::set<std::string> kinds;
-  for (const TensorDesc& t : graph.tensors) {
-    if (!t.is_constant() || t.dims.size() < 2) continue;  // weights, not biases or shapes
-    switch (t.dtype) {
-      case DType::kFloat32:
-        kinds.insert("fp32");
-        break;
-      case DType::kFloat16:
-        kinds.insert("fp16");
-        break;
-      case DType::kInt8:
-      case DType::kUInt8:
-        kinds.insert("int8");
-        break;
-      default:
-        break;
+  bool used[std::size(kPrecisions)] = {};
+  // Quantized graphs name each Gemm/Conv layer's precision; otherwise the weights' types say.
+  for (const Node& n : graph.nodes) {
+    const std::string p = n.attrs.GetString("precision");
+    for (size_t i = 0; i < std::size(kPrecisions); ++i) used[i] |= p == kPrecisions[i];
+  }
+  if (std::find(std::begin(used), std::end(used), true) == std::end(used)) {
+    for (const TensorDesc& t : graph.tensors) {
+      const int i = PrecisionOfDType(t.dtype);
+      if (t.is_constant() && t.dims.size() >= 2 && i >= 0) used[i] = true;  // not biases
     }
   }
-  if (kinds.empty()) return "fp32";
-  return kinds.size() == 1 ? *kinds.begin() : "mixed";
+  std::string out;
+  for (size_t i = 0; i < std::size(kPrecisions); ++i) {
+    if (!used[i]) continue;
+    if (!out.empty()) out += '+';
+    out += kPrecisions[i];
+  }
+  return out.empty() ? "fp32" : out;
 }
 
 }  // namespace edgeinfer::agent

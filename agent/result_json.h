@@ -72,7 +72,9 @@ class ResultWriter {
   std::string model_;      // ,"model":{...},"outputs":
 };
 
-// "fp32", "fp16", "int8" or "mixed": the element types of the model's weight tensors.
+// How the model's weights are stored: "fp32", "fp16", "int8", "int4", or for mixed precision
+// the ones used joined lowest first ("int4+fp32"). From the layers' `precision` attributes
+// (quantized graphs), else from the weight tensors' element types.
 std::string ModelPrecision(const Graph& graph);
 
 // Appends `s` as a JSON string body (no quotes), escaping '"', '\\' and control characters.

@@ -494,7 +494,11 @@ TEST(ResultTest, ModelPrecisionFromWeightTypes) {
   EXPECT_EQ(ModelPrecision(g), "fp32");
   const int8_t q[4] = {};
   g.AddConstant("q", DType::kInt8, {2, 2}, q, sizeof q);
-  EXPECT_EQ(ModelPrecision(g), "mixed");
+  EXPECT_EQ(ModelPrecision(g), "int8+fp32");
+  Node gemm{"fc", "Gemm", {}, {}, {}};
+  gemm.attrs.Set("precision", std::string("int4"));
+  g.nodes.push_back(gemm);
+  EXPECT_EQ(ModelPrecision(g), "int4");  // the layers' own word wins over the tensor types
 }
 
 // ---- Topic filters ----
