@@ -186,28 +186,35 @@ std::string ResolvePath(const std::string& path, const std::string& base_dir) {
 // A topic level name (device id, prefix level): no wildcards, no separators.
 bool HasWildcard(std::string_view s) { return s.find_first_of("+#") != std::string_view::npos; }
 
+// 'text', built by appending (GCC 12 warns falsely about "'" + std::string).
+std::string Quote(std::string_view text) {
+  std::string q(1, '\'');
+  q.append(text);
+  q += '\'';
+  return q;
+}
+
 // Empty when `filter` is a valid MQTT subscription filter, else what is wrong.
 std::string FilterProblem(std::string_view filter) {
+  const std::string quoted = Quote(filter);
   if (filter.empty()) return "empty topic filter";
   if (filter.size() > 65535) return "topic filter longer than 65535 bytes";
   if (filter.starts_with("$share/")) {
     std::string_view rest = filter.substr(7);
     size_t slash = rest.find('/');
     if (slash == 0 || slash == std::string_view::npos || slash + 1 == rest.size())
-      return "'" + std::string(filter) + "': a shared subscription is $share/GROUP/FILTER";
+      return quoted + ": a shared subscription is $share/GROUP/FILTER";
     if (HasWildcard(rest.substr(0, slash)))
-      return "'" + std::string(filter) + "': the share group must not contain + or #";
+      return quoted + ": the share group must not contain + or #";
     filter = rest.substr(slash + 1);
   }
-  size_t start = 0;
-  while (true) {
+  for (size_t start = 0;;) {
     size_t end = filter.find('/', start);
-    std::string_view level =
-        filter.substr(start, end == std::string_view::npos ? end : end - start);
     bool last = end == std::string_view::npos;
+    std::string_view level = filter.substr(start, last ? end : end - start);
     if (HasWildcard(level) && level != "+" && level != "#")
-      return "'" + std::string(filter) + "': + and # must fill a whole topic level";
-    if (level == "#" && !last) return "'" + std::string(filter) + "': # must be the last level";
+      return quoted + ": + and # must fill a whole topic level";
+    if (level == "#" && !last) return quoted + ": # must be the last level";
     if (last) return "";
     start = end + 1;
   }
@@ -216,7 +223,7 @@ std::string FilterProblem(std::string_view filter) {
 // A JSON pointer (RFC 6901): empty (the whole document) or starting with '/'.
 void CheckPointer(TableReader& r, std::string_view key, const std::string& value) {
   if (!value.empty() && value[0] != '/')
-    r.errors()->Add(r.KeyPath(key), "'" + value + "' is not a JSON pointer (it starts with /)");
+    r.errors()->Add(r.KeyPath(key), Quote(value) + " is not a JSON pointer (it starts with /)");
 }
 
 void ParseTls(const toml::table* t, const std::string& path, const std::string& base_dir,
@@ -243,9 +250,9 @@ void CheckUri(TableReader& r, const std::string& uri) {
   for (const char* s : kSchemes) {
     if (uri.starts_with(s) && uri.size() > std::string_view(s).size()) return;
   }
-  r.errors()->Add(r.KeyPath("uri"), "'" + uri +
-                                        "' is not an MQTT URI (tcp://, ssl://, mqtt://, "
-                                        "mqtts://, ws:// or wss:// followed by host:port)");
+  r.errors()->Add(r.KeyPath("uri"), Quote(uri) +
+                                        " is not an MQTT URI (tcp://, ssl://, mqtt://, mqtts://, "
+                                        "ws:// or wss:// followed by host:port)");
 }
 
 void ParseLink(const toml::table* t, const std::string& path, const std::string& base_dir,
@@ -288,7 +295,7 @@ void ParseInput(const toml::table* t, const std::string& path, Errors* errors, I
   r.Int("hop", 0, 1 << 20, &in->hop);
   r.Int("max_payload_bytes", 16, 256 << 20, &in->max_payload_bytes);
   if (in->format != "json" && in->format != "f32le")
-    errors->Add(r.KeyPath("format"), "'" + in->format + "' is not \"json\" or \"f32le\"");
+    errors->Add(r.KeyPath("format"), Quote(in->format) + " is not \"json\" or \"f32le\"");
   if (in->format == "f32le") {
     // A raw payload has no fields; refuse settings that would silently do nothing.
     for (const char* key : {"values", "timestamp", "stream_key"}) {
@@ -332,14 +339,13 @@ void ParsePostprocess(const toml::table* t, const std::string& path, Errors* err
 
 // Empty when `pattern` uses only the known placeholders and expands to a publishable topic.
 std::string ResultTopicProblem(const std::string& pattern) {
-  std::string probe = pattern;
-  for (const char* p : {"{prefix}", "{device}", "{pipeline}"}) {
-    for (size_t i; (i = probe.find(p)) != std::string::npos;) probe.replace(i, strlen(p), "x");
-  }
+  AgentConfig dummy;
+  dummy.topic_prefix = dummy.device_id = "x";
+  const std::string probe = ExpandTopic(pattern, dummy, "x");
   if (probe.empty()) return "empty topic";
   if (probe.find_first_of("{}") != std::string::npos)
-    return "'" + pattern + "': placeholders are {prefix}, {device} and {pipeline}";
-  if (HasWildcard(probe)) return "'" + pattern + "': a topic to publish has no + or #";
+    return Quote(pattern) + ": placeholders are {prefix}, {device} and {pipeline}";
+  if (HasWildcard(probe)) return Quote(pattern) + ": a topic to publish has no + or #";
   return "";
 }
 
@@ -355,14 +361,14 @@ bool ValidName(const std::string& name) {
 void CheckPipeline(TableReader& r, const PipelineConfig& p) {
   Errors* errors = r.errors();
   if (!ValidName(p.name))
-    errors->Add(r.KeyPath("name"), "'" + p.name + "' is not 1-64 of A-Z a-z 0-9 _ - .");
+    errors->Add(r.KeyPath("name"), Quote(p.name) + " is not 1-64 of A-Z a-z 0-9 _ - .");
   if (p.model.empty()) errors->Add(r.KeyPath("model"), "required");
   bool onnx = p.model.ends_with(".onnx");
   if (!p.model.empty() && !onnx && !p.model.ends_with(".eim"))
-    errors->Add(r.KeyPath("model"), "'" + p.model + "' is neither .eim nor .onnx");
+    errors->Add(r.KeyPath("model"), Quote(p.model) + " is neither .eim nor .onnx");
   static const std::set<std::string> kPrecisions = {"fp32", "fp16", "int8", "int4"};
   if (!kPrecisions.count(p.precision))
-    errors->Add(r.KeyPath("precision"), "'" + p.precision + "' is not fp32, fp16, int8 or int4");
+    errors->Add(r.KeyPath("precision"), Quote(p.precision) + " is not fp32, fp16, int8 or int4");
   else if (r.Has("precision") && !onnx && !p.model.empty())
     errors->Add(r.KeyPath("precision"), "only for .onnx models (an .eim has its precision)");
   if (p.topics.empty()) errors->Add(r.KeyPath("topics"), "at least one topic filter is required");
@@ -400,9 +406,9 @@ void ParseDevice(const toml::table* t, const std::string& base_dir, Errors* erro
   r.Finish();
   if (!r.Has("id")) c->device_id = DefaultDeviceId();
   if (c->device_id.empty() || c->device_id.find_first_of("/+#") != std::string::npos)
-    errors->Add("device.id", "'" + c->device_id + "' must be a non-empty topic level (no / + #)");
+    errors->Add("device.id", Quote(c->device_id) + " must be a non-empty topic level (no / + #)");
   if (c->topic_prefix.empty() || HasWildcard(c->topic_prefix))
-    errors->Add("device.topic_prefix", "'" + c->topic_prefix + "' must be non-empty, no + or #");
+    errors->Add("device.topic_prefix", Quote(c->topic_prefix) + " must be non-empty, no + or #");
   if (c->state_dir.empty()) errors->Add("device.state_dir", "required");
   c->state_dir = ResolvePath(c->state_dir, base_dir);
 }
@@ -420,7 +426,7 @@ void ParseLinks(TableReader& r, const std::string& base_dir, Errors* errors, Age
     c->sink.client_id = "edgeinfer-" + c->device_id + "-sink";
   if (c->sink.client_id == c->source.client_id && c->sink.uri == c->source.uri)
     errors->Add("sink.client_id",
-                "'" + c->sink.client_id + "' is also source.client_id on the same broker");
+                Quote(c->sink.client_id) + " is also source.client_id on the same broker");
 }
 
 void ParsePipelines(TableReader& r, const std::string& base_dir, Errors* errors, AgentConfig* c) {
@@ -435,7 +441,7 @@ void ParsePipelines(TableReader& r, const std::string& base_dir, Errors* errors,
     PipelineConfig p;
     ParsePipeline((*pipelines)[i].as_table(), path, base_dir, errors, &p);
     if (!names.insert(p.name).second)
-      errors->Add(path + ".name", "'" + p.name + "' is already the name of another pipeline");
+      errors->Add(path + ".name", Quote(p.name) + " is already the name of another pipeline");
     c->pipelines.push_back(std::move(p));
   }
 }

@@ -328,7 +328,7 @@ struct MqttLink::Impl final : mqtt::callback {
   std::optional<std::pair<std::string, std::string>> birth;
   bool started = false;
   bool stopping = false;
-  bool attempt_in_flight = false;
+  bool attempt_in_flight = false;  // until connected() has subscribed and sent the birth
   Clock::time_point attempt_deadline;
   std::optional<Clock::time_point> next_attempt;
   int backoff_ms = 0;
@@ -462,12 +462,14 @@ void MqttLink::Impl::connected(const std::string&) {
   std::optional<std::pair<std::string, std::string>> birth_message;
   {
     std::lock_guard<std::mutex> lock(mu);
-    attempt_in_flight = false;
     next_attempt.reset();
     backoff_ms = config.reconnect_min_ms;
     is_connected = true;
-    cv.notify_all();
-    if (stopping) return;  // Stop() is about to disconnect
+    if (stopping) {  // Stop() is about to disconnect
+      attempt_in_flight = false;
+      cv.notify_all();
+      return;
+    }
     subs = subscriptions;
     birth_message = birth;
   }
@@ -476,6 +478,12 @@ void MqttLink::Impl::connected(const std::string&) {
   for (const auto& [filter, qos] : subs) Subscribe(filter, qos);
   if (birth_message) PublishStatus(birth_message->first, birth_message->second);
   Pump();  // publishes that met the disconnection on their way into Paho
+  {
+    // Only now: a Stop() waiting for the attempt must queue its offline status after the birth.
+    std::lock_guard<std::mutex> lock(mu);
+    attempt_in_flight = false;
+    cv.notify_all();
+  }
   if (MqttConnectionHandler* h = connection_handler.load()) h->OnConnected();
 }
 
@@ -527,14 +535,14 @@ void MqttLink::Impl::message_arrived(mqtt::const_message_ptr msg) {
 void MqttLink::Impl::RecordWindow(const mqtt::token& connect_token) {
   int window = kMaxInflight;
   try {
-    const mqtt::properties& props = connect_token.get_connect_response().get_properties();
+    const mqtt::connect_response response = connect_token.get_connect_response();
+    const mqtt::properties& props = response.get_properties();
     if (props.contains(mqtt::property::RECEIVE_MAXIMUM)) {
       window = std::min<int>(window, mqtt::get<uint16_t>(props, mqtt::property::RECEIVE_MAXIMUM));
     }
-  } catch (const std::exception&) {  // MQTT 3.1.1, or no response: Paho's own limit applies
+  } catch (const std::exception&) {  // no response: Paho's own limit applies
   }
   queue.SetWindow(window);
-  fprintf(stderr, "DEBUG window=%d\n", window);
 }
 
 // Hands waiting publishes to Paho while there is room. Called after every change that can make
@@ -582,8 +590,8 @@ void MqttLink::Impl::OnStatusDone(const mqtt::token& t, bool ok) {
 
 // ---- Stopping --------------------------------------------------------------------------------
 
-// A connect that completes while Stop() runs would publish the birth message after our
-// offline one is skipped; so let an attempt in flight finish (bounded) before looking.
+// A connect completing while Stop() runs could queue its birth message after our offline one:
+// let an attempt in flight finish, birth message included (bounded), before looking.
 void MqttLink::Impl::WaitForAttemptLocked(std::unique_lock<std::mutex>& lock,
                                           Clock::time_point deadline) {
   cv.wait_until(lock, deadline, [this] { return !attempt_in_flight; });

@@ -119,6 +119,9 @@ class AgentProcess {
   }
 
   std::string config_path() const { return (dir_ / "agent.toml").string(); }
+  const std::string& config() const { return config_; }
+  void Rewrite(const std::string& text) { testing_mqtt::WriteFile(config_path(), config_ = text); }
+  void Signal(int sig) const { ::kill(pid_, sig); }
   std::string log() const { return ReadFile(dir_ / "agent.log"); }
 
   bool Start() {
@@ -426,6 +429,50 @@ TEST_F(AgentE2E, ReconnectsAfterTheSourceBrokerRestartsAndCarriesOn) {
   const auto by_ts = ResultsByTs(results);
   for (int ts : {0, 19, 1000, 1019}) EXPECT_EQ(by_ts.count(ts), 1u) << ts;
   EXPECT_EQ(by_ts.size(), 40u);
+  EXPECT_EQ(agent.Stop(), 0) << agent.log();
+}
+
+// SIGHUP: a post-processing change applies (the pipeline is rebuilt, its ids continue under
+// "{boot}.r1"); a topic change is refused whole, and the agent carries on as it was.
+TEST_F(AgentE2E, SighupAppliesWhatCanChangeAndRefusesTheRest) {
+  AgentProcess agent("dev", broker_.uri(), broker_.uri(),
+                     PipelineToml("vib", "sensors/+/vibration", 0));
+  MosquittoSubscriber results(broker_, "edgeinfer/dev/results/#");
+  ASSERT_TRUE(Ready(broker_, results, "edgeinfer/dev/results/ready"));
+  ASSERT_TRUE(agent.Start());
+  ASSERT_TRUE(WaitUntilSubscribed(broker_, "sensors/m1/vibration", results)) << agent.log();
+  const auto result_for = [&](int ts) -> Json {
+    if (!broker_.Publish("sensors/m1/vibration",
+                         WindowMessage(ts % kWindows, std::to_string(ts), true)))
+      return {};
+    WaitFor([&] { return ResultsByTs(results).count(ts) > 0; });
+    auto by_ts = ResultsByTs(results);
+    return by_ts.count(ts) ? by_ts[ts][0] : Json();
+  };
+  const Json before = result_for(1);
+  ASSERT_TRUE(before.is_object()) << agent.log();
+  EXPECT_FALSE(before.contains("top_k"));
+
+  agent.Rewrite(agent.config() + "[pipeline.postprocess]\nsoftmax = true\ntop_k = 2\n");
+  agent.Signal(SIGHUP);
+  ASSERT_TRUE(WaitFor([&] { return agent.log().find("info: reloaded") != std::string::npos; }))
+      << agent.log();
+  const Json after = result_for(2);
+  ASSERT_TRUE(after.is_object()) << agent.log();
+  ASSERT_TRUE(after.contains("top_k")) << after.dump();
+  EXPECT_EQ(after["top_k"].size(), 2u);
+  EXPECT_EQ(after["boot_id"].get<std::string>(), before["boot_id"].get<std::string>() + ".r1");
+
+  std::string moved = agent.config();
+  moved.replace(moved.find("sensors/+/vibration"), 19, "machines/+/vibration");
+  agent.Rewrite(moved);
+  agent.Signal(SIGHUP);
+  ASSERT_TRUE(WaitFor([&] {
+    return agent.log().find("pipeline[0].topics needs a restart") != std::string::npos;
+  })) << agent.log();
+  const Json still = result_for(3);
+  ASSERT_TRUE(still.is_object()) << agent.log();
+  EXPECT_TRUE(still.contains("top_k")) << "the refused reload left the running settings";
   EXPECT_EQ(agent.Stop(), 0) << agent.log();
 }
 
