@@ -123,7 +123,7 @@ Status PackDenseWeights(Graph* g) {
   // Fills in every tensor's dims (A's rank is checked below) and refuses a broken graph early.
   EI_RETURN_IF_ERROR(ValidateGraph(g, /*check_stored_dims=*/false));
   std::map<int, int> packed_of;  // B -> its packed constant (a B shared by several Gemms)
-  std::vector<int> replaced;      // B and C tensors the rewritten nodes no longer read
+  std::vector<int> replaced;     // B and C tensors the rewritten nodes no longer read
   for (Node& node : g->nodes) {
     if (node.op != "Gemm" || node.inputs.size() < 2 || node.inputs.size() > 3 ||
         node.outputs.size() != 1)

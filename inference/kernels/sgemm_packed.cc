@@ -53,7 +53,8 @@ void Tile(const DenseArgs& a, int64_t row, int64_t p) {
   const float* const w = a.w + p * k * kDensePanelWidth;
   const float* const x = a.x + row * k;
   float init[kDensePanelWidth] = {};
-  for (int64_t j = 0; j < cols && a.bias != nullptr; ++j) init[j] = a.bias[p * kDensePanelWidth + j];
+  for (int64_t j = 0; j < cols && a.bias != nullptr; ++j)
+    init[j] = a.bias[p * kDensePanelWidth + j];
   V4 acc[MR][kVecs];
   for (int r = 0; r < MR; ++r)
     for (int v = 0; v < kVecs; ++v) acc[r][v] = Load(init + v * kLanes);

@@ -38,10 +38,10 @@ struct DenseArgs {
   int64_t m = 0;
   int64_t n = 0;
   int64_t k = 0;
-  const float* x = nullptr;     // [m, k], row-major
-  const float* w = nullptr;     // packed [DensePanels(n), k, 16]
-  const float* bias = nullptr;  // [n], or nullptr
-  float* y = nullptr;           // [m, n], row-major; not read
+  const float* x = nullptr;         // [m, k], row-major
+  const float* w = nullptr;         // packed [DensePanels(n), k, 16]
+  const float* bias = nullptr;      // [n], or nullptr
+  float* y = nullptr;               // [m, n], row-major; not read
   const Activation* act = nullptr;  // nullptr = none
 };
 
@@ -59,8 +59,8 @@ void Dense(const DenseArgs& a);  // needs quant::CpuSupports(kAvx2)
 #endif
 
 // The kernel for `level`, a level the CPU supports: AVX2 for kAvx2 and kAvx512Vnni (no AVX-512
-// kernel), the reference for kScalar and kNeon. Select once, e.g. with quant::BestCpuLevel(), when the op is
-// created (the environment override EDGEINFER_CPU_LEVEL then applies to Dense too).
+// kernel), the reference for kScalar and kNeon. Select once, e.g. with quant::BestCpuLevel(), when
+// the op is created (the environment override EDGEINFER_CPU_LEVEL then applies to Dense too).
 DenseFn SelectDenseKernel(quant::CpuLevel level);
 
 }  // namespace edgeinfer

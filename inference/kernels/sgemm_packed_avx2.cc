@@ -129,11 +129,11 @@ struct Prefetch {
 
 // One register tile: MR rows of X times NP consecutive panels, over one chunk of K.
 struct TileArgs {
-  const float* x = nullptr;  // row 0 of the tile, at the chunk's first k
-  int64_t ldx = 0;           // floats between rows of x (K)
-  const float* w = nullptr;  // the first panel, at the chunk's first k
-  int64_t ps = 0;            // floats between panels (16 K)
-  int64_t kc = 0;            // k steps in the chunk
+  const float* x = nullptr;   // row 0 of the tile, at the chunk's first k
+  int64_t ldx = 0;            // floats between rows of x (K)
+  const float* w = nullptr;   // the first panel, at the chunk's first k
+  int64_t ps = 0;             // floats between panels (16 K)
+  int64_t kc = 0;             // k steps in the chunk
   const float* bias[4] = {};  // per panel: 16 floats or nullptr (used unless accumulate)
   bool accumulate = false;    // start from y (a previous chunk's sums) instead of the bias
   float* y = nullptr;         // row 0, first panel's column 0
@@ -320,6 +320,7 @@ void Dense(const DenseArgs& a) {
 
 }  // namespace edgeinfer::dense_avx2
 
+#undef EI_ALWAYS_INLINE
 #pragma GCC pop_options
 
 #endif  // __x86_64__

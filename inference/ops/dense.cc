@@ -56,8 +56,8 @@ struct DenseParams {
 
 Status ParseDense(const Node& node, const Graph& graph, DenseParams* p) {
   if (node.inputs.size() < 2 || node.inputs.size() > 3)
-    return Error(node, "takes 2 or 3 inputs (X, W, bias), got " +
-                           std::to_string(node.inputs.size()));
+    return Error(node,
+                 "takes 2 or 3 inputs (X, W, bias), got " + std::to_string(node.inputs.size()));
   if (node.outputs.size() != 1)
     return Error(node, "has 1 output, got " + std::to_string(node.outputs.size()));
   const TensorDesc* x = InputDesc(node, graph, 0);
@@ -70,24 +70,25 @@ Status ParseDense(const Node& node, const Graph& graph, DenseParams* p) {
 
   if (x->dims.size() < 2) return Error(node, "X must have rank >= 2, got " + DimsToString(x->dims));
   const int64_t k = x->dims.back();
-  if (k <= 0) return Error(node, "K (X's last dim) must be literal and positive, got " +
-                                     DimsToString(x->dims));
+  if (k <= 0)
+    return Error(node,
+                 "K (X's last dim) must be literal and positive, got " + DimsToString(x->dims));
 
   if (!w->is_constant()) return Error(node, "W must be a constant (packed at convert time)");
   const Dims& wd = w->dims;
   if (wd.size() != 3 || wd[0] <= 0 || wd[1] <= 0 || wd[2] != kDensePanelWidth)
     return Error(node, "W must be packed panels [P, K, 16], got " + DimsToString(wd));
   if (wd[1] != k)
-    return Error(node, "K mismatch: X " + DimsToString(x->dims) + " gives K = " +
-                           std::to_string(k) + ", W " + DimsToString(wd) + " gives K = " +
-                           std::to_string(wd[1]));
+    return Error(node, "K mismatch: X " + DimsToString(x->dims) +
+                           " gives K = " + std::to_string(k) + ", W " + DimsToString(wd) +
+                           " gives K = " + std::to_string(wd[1]));
   // ValidateGraph checks constant sizes before any infer; checked again for direct callers.
   // (Each dim < 2^31, so the product cannot overflow int64.)
   const int64_t panels = wd[0];
   if (wd[0] >= (int64_t{1} << 31) || wd[1] >= (int64_t{1} << 31) ||
       w->bytes != static_cast<size_t>(panels * k * kDensePanelWidth) * sizeof(float))
-    return Error(node, "W holds " + std::to_string(w->bytes) + " bytes, not a float32 " +
-                           DimsToString(wd));
+    return Error(
+        node, "W holds " + std::to_string(w->bytes) + " bytes, not a float32 " + DimsToString(wd));
 
   bool present;
   const int64_t* n = FindAttr<int64_t>(node, "n", &present);
@@ -95,11 +96,11 @@ Status ParseDense(const Node& node, const Graph& graph, DenseParams* p) {
   if (n == nullptr) return Error(node, "attribute 'n' must be an int");
   if (*n <= kDensePanelWidth * (panels - 1) || *n > kDensePanelWidth * panels)
     return Error(node, "n = " + std::to_string(*n) + " does not fit W " + DimsToString(wd) +
-                           " (needs " + std::to_string(kDensePanelWidth * (panels - 1) + 1) +
-                           ".." + std::to_string(kDensePanelWidth * panels) + ")");
+                           " (needs " + std::to_string(kDensePanelWidth * (panels - 1) + 1) + ".." +
+                           std::to_string(kDensePanelWidth * panels) + ")");
   if (bias != nullptr && bias->dims != Dims{*n})
-    return Error(node, "bias must be [" + std::to_string(*n) + "], got " +
-                           DimsToString(bias->dims));
+    return Error(node,
+                 "bias must be [" + std::to_string(*n) + "], got " + DimsToString(bias->dims));
   EI_RETURN_IF_ERROR(ParseActivation(node, &p->act));
 
   p->n = *n;

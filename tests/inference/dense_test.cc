@@ -145,8 +145,7 @@ TEST(DenseKernelTest, OddShapesMatchNaive) {
         // Bounded: the big corners only at the sizes the example model runs.
         if (m * n * k > 2'000'000 && !(k == 784 && n == 2048 && (m == 1 || m == 16))) continue;
         const bool bias = (seed % 2) == 0;
-        CheckShape(m, n, k, bias, bias ? Activation::Kind::kRelu : Activation::Kind::kNone,
-                   seed++);
+        CheckShape(m, n, k, bias, bias ? Activation::Kind::kRelu : Activation::Kind::kNone, seed++);
         ++cases;
         if (::testing::Test::HasFatalFailure()) return;
       }
@@ -237,9 +236,7 @@ struct DenseOpCase {
     a.Set("n", n_attr);
     return a;
   }
-  testing::TestTensor W() const {
-    return {{DensePanels(n), k, 16}, packed, /*constant=*/true};
-  }
+  testing::TestTensor W() const { return {{DensePanels(n), k, 16}, packed, /*constant=*/true}; }
   testing::TestTensor Bias() const { return {{n}, bias, true}; }
 };
 
@@ -263,17 +260,16 @@ TEST(DenseOpTest, BiasIsOptional) {
   DenseOpCase c;
   const std::vector<float> x = RandomFloats(4 * c.k, 6);
   std::vector<testing::TestTensor> out;
-  ASSERT_TRUE(
-      testing::RunSingleOp("Dense", c.MakeAttrs(c.n), {{{4, c.k}, x}, c.W()}, &out).ok());
+  ASSERT_TRUE(testing::RunSingleOp("Dense", c.MakeAttrs(c.n), {{{4, c.k}, x}, c.W()}, &out).ok());
   testing::ExpectNear(out[0].data, Naive(x, c.w, nullptr, 4, c.n, c.k, nullptr));
 }
 
-#define EXPECT_REJECTS(status, text)                                        \
-  do {                                                                      \
-    const Status s_ = (status);                                             \
-    EXPECT_FALSE(s_.ok());                                                  \
+#define EXPECT_REJECTS(status, text)                                           \
+  do {                                                                         \
+    const Status s_ = (status);                                                \
+    EXPECT_FALSE(s_.ok());                                                     \
     EXPECT_EQ(s_.message().rfind("node 'n0' (Dense)", 0), 0u) << s_.message(); \
-    EXPECT_NE(s_.message().find(text), std::string::npos) << s_.message();  \
+    EXPECT_NE(s_.message().find(text), std::string::npos) << s_.message();     \
   } while (0)
 
 TEST(DenseOpTest, InferRejectsHostileNodes) {
@@ -429,7 +425,7 @@ TEST(DensePassTest, RewritesEligibleGemmsWithIdenticalOutputs) {
   EXPECT_FALSE(fc6->attrs.Has("beta"));
   EXPECT_EQ(fc6->inputs.size(), 2u);
   EXPECT_EQ(packed.tensors[fc1->inputs[1]].dims, (Dims{5, MlpNet::K, 16}));
-  EXPECT_EQ(InputName(packed, *fc1, 2), "c1");                    // [N] reused
+  EXPECT_EQ(InputName(packed, *fc1, 2), "c1");                        // [N] reused
   EXPECT_EQ(packed.tensors[fc2->inputs[2]].dims, (Dims{MlpNet::N}));  // [1, N] as [N]
 
   // The ineligible ones are untouched.
