@@ -41,6 +41,8 @@ bool EligibleAttrs(const Node& node, bool has_c) {
       if (!AttrEquals<float>(v, 1.f)) return false;
     } else if (name == "beta") {
       if (has_c ? !AttrEquals<float>(v, 1.f) : !std::holds_alternative<float>(v)) return false;
+    } else if (name == "precision") {
+      if (!AttrEquals<std::string>(v, "fp32")) return false;
     } else if (!IsActivationAttr(name)) {
       return false;
     }
@@ -157,6 +159,7 @@ Status PackDenseWeights(Graph* g) {
 
     Attrs attrs;
     attrs.Set("n", n);
+    if (node.attrs.Has("precision")) attrs.Set("precision", std::string("fp32"));
     for (const char* name : kActivationAttrs) {
       auto v = node.attrs.values().find(name);
       if (v != node.attrs.values().end()) attrs.Set(name, v->second);

@@ -1,5 +1,7 @@
 #include "inference/quantize_graph.h"
 
+#include "inference/pack_weights.h"
+
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -235,6 +237,7 @@ Result<Graph> QuantizeGraph(const Graph& g, const QuantizeOptions& options,
     plan->push_back(std::move(entry));
   }
   EI_RETURN_IF_ERROR(ValidateGraph(&out, /*check_stored_dims=*/false));
+  if (options.pack_fp32_dense) EI_RETURN_IF_ERROR(PackDenseWeights(&out));
   return out;
 }
 

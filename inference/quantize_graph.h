@@ -59,6 +59,9 @@ struct QuantizeOptions {
   Precision logits_int4 = Precision::kInt8;
   // Conv layers' precision in an int8 plan.
   Precision conv_int8 = Precision::kFp32;
+  // FP32 fully connected layers go to the Dense op on weights packed in its kernel's panel
+  // layout (inference/pack_weights.h): the packing is done once here, never per call.
+  bool pack_fp32_dense = true;
 };
 
 struct LayerPlan {
