@@ -103,6 +103,24 @@ Status ParseGemm(const Node& node, const Graph& graph, GemmParams* p) {
   return Status::Ok();
 }
 
+// The Gemm epilogue shared by the float and quantized kernels: y += beta * C (C broadcast to
+// [m, n]; none when `c` is null or beta is 0), then the fused activation. Row by row, so the
+// activation reads what the C pass just wrote from cache.
+void AddCAndActivate(const GemmParams& p, const TensorView* c, float* y, int64_t m, int64_t n) {
+  if (!c || p.beta == 0.f) {
+    p.act.Apply(y, static_cast<size_t>(m * n));
+    return;
+  }
+  const Shape& cs = c->shape;
+  const int64_t c_rows = cs.rank == 2 ? cs[0] : 1;
+  const int64_t c_cols = cs.rank >= 1 ? cs[cs.rank - 1] : 1;
+  for (int64_t i = 0; i < m; ++i) {
+    const float* c_row = c->f32() + (c_rows == 1 ? 0 : i * c_cols);
+    AddBroadcastMatrix(y + i * n, 1, n, c_row, 1, c_cols, p.beta);
+    p.act.Apply(y + i * n, static_cast<size_t>(n));
+  }
+}
+
 class GemmKernel final : public Kernel {
  public:
   explicit GemmKernel(const GemmParams& p) : p_(p) {}
@@ -117,19 +135,7 @@ class GemmKernel final : public Kernel {
     Sgemm(p_.trans_a, p_.trans_b, m, n, k, p_.alpha, ctx.in[0].f32(), p_.trans_a ? m : k,
           ctx.in[1].f32(), p_.trans_b ? k : n, 0.f, y, n);
     const TensorView* c = ctx.num_in > 2 && ctx.in[2].data ? &ctx.in[2] : nullptr;
-    if (!c || p_.beta == 0.f) {
-      p_.act.Apply(y, static_cast<size_t>(m * n));
-      return;
-    }
-    const Shape& cs = c->shape;
-    const int64_t c_rows = cs.rank == 2 ? cs[0] : 1;
-    const int64_t c_cols = cs.rank >= 1 ? cs[cs.rank - 1] : 1;
-    // Row by row, so the activation reads what the C pass just wrote from cache.
-    for (int64_t i = 0; i < m; ++i) {
-      const float* c_row = c->f32() + (c_rows == 1 ? 0 : i * c_cols);
-      AddBroadcastMatrix(y + i * n, 1, n, c_row, 1, c_cols, p_.beta);
-      p_.act.Apply(y + i * n, static_cast<size_t>(n));
-    }
+    AddCAndActivate(p_, c, y, m, n);
   }
 
  private:
@@ -157,18 +163,7 @@ class QuantGemmKernel final : public Kernel {
     const TensorView* c = ctx.num_in > 2 && ctx.in[2].data ? &ctx.in[2] : nullptr;
     const float* bias = c && p_.c_is_bias ? c->f32() : nullptr;
     gemm_.Run(m, ctx.in[0].f32(), k, 0, n, bias, y, n, ctx.scratch, ctx.profiler);
-    if (!c || bias || p_.beta == 0.f) {
-      p_.act.Apply(y, static_cast<size_t>(m * n));
-      return;
-    }
-    const Shape& cs = c->shape;
-    const int64_t c_rows = cs.rank == 2 ? cs[0] : 1;
-    const int64_t c_cols = cs.rank >= 1 ? cs[cs.rank - 1] : 1;
-    for (int64_t i = 0; i < m; ++i) {
-      const float* c_row = c->f32() + (c_rows == 1 ? 0 : i * c_cols);
-      AddBroadcastMatrix(y + i * n, 1, n, c_row, 1, c_cols, p_.beta);
-      p_.act.Apply(y + i * n, static_cast<size_t>(n));
-    }
+    AddCAndActivate(p_, bias ? nullptr : c, y, m, n);  // a fused bias is already in y
   }
 
  private:
