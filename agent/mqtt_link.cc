@@ -63,8 +63,8 @@ void Log(const std::string& role, const std::string& message) {
   std::fprintf(stderr, "edgeinfer-agent: %s link: %s\n", role.c_str(), message.c_str());
 }
 
-// "MQTT error [-1]: Failure (TCP/TLS connect failure)" for a failed token: its return code,
-// the C library's text for it, and the MQTT 5 reason code or the MQTT 3.1.1 CONNACK code.
+// "MQTT error [-1]: Failure (TCP/TLS connect failure)" for a failed token: its return code and
+// the C library's text for it, or the CONNACK's refusal (MQTT 3.1.1 code, MQTT 5 reason code).
 std::string Describe(const mqtt::token& t) {
   static const char* const kConnack311[] = {"",
                                             "unacceptable protocol version",
@@ -75,6 +75,10 @@ std::string Describe(const mqtt::token& t) {
   const int rc = t.get_return_code();
   std::string s = "MQTT error [" + std::to_string(rc) + "]";
   if (rc >= 1 && rc <= 5) return s + ": connection refused: " + kConnack311[rc];
+  if (rc >= 0x80) {  // an MQTT 5 CONNACK reason code
+    const char* why = MQTTReasonCode_toString(static_cast<MQTTReasonCodes>(rc));
+    return s + ": connection refused: " + (why != nullptr ? why : "unknown reason");
+  }
   if (const char* text = MQTTAsync_strerror(rc)) s += std::string(": ") + text;
   // 1.2.0's token has no getter for the C library's message ("TCP connect timeout"); only the
   // exception from try_wait() carries it. try_wait() does not block: the token is complete

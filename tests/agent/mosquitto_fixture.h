@@ -362,7 +362,8 @@ class MosquittoSubscriber {
     if (::pipe2(fds, O_CLOEXEC) != 0) return;
     // mosquitto_sub flushes after each message but not after its debug lines (the SUBACK):
     // stdbuf makes its stdout line-buffered.
-    std::vector<std::string> a = {"stdbuf", "-oL", "mosquitto_sub"};
+    std::vector<std::string> a = {"mosquitto_sub"};
+    if (HaveProgram("/usr/bin/stdbuf")) a = {"stdbuf", "-oL", "mosquitto_sub"};
     MosquittoBroker::Append(&a, broker.ClientArgs());
     MosquittoBroker::Append(&a, {"-d", "-F", "MSG %t %p", "-t", filter, "-q", std::to_string(qos)});
     MosquittoBroker::Append(&a, extra_args);
