@@ -2,32 +2,27 @@
 // telemetry, signals, reload and shutdown.
 #include "agent/app.h"
 
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
-#include <shared_mutex>
-#include <sstream>
-#include <thread>
 
+#include "agent/error_publisher.h"
+#include "agent/log.h"
+#include "agent/model_loader.h"
 #include "agent/mqtt_link.h"
+#include "agent/outbox_publisher.h"
 #include "agent/pipeline.h"
-#include "inference/eim_writer.h"
-#include "inference/onnx/onnx_import.h"
-#include "inference/quantize_graph.h"
+#include "agent/router.h"
+#include "agent/signal_pipe.h"
 #include "storage/outbox.h"
 
 namespace edgeinfer::agent {
@@ -39,19 +34,6 @@ using Json = nlohmann::json;
 
 // Results still undelivered after this at shutdown stay in the outbox for the next start.
 constexpr auto kDrainTimeout = std::chrono::seconds(10);
-// QoS 1 publishes of results awaiting PUBACK at once (per agent).
-constexpr size_t kMaxInFlight = 256;
-
-void Log(const char* level, const std::string& message) {
-  std::string line = std::string("edgeinfer-agent: ") + level + ": " + message + "\n";
-  std::fputs(line.c_str(), stderr);
-}
-
-int64_t UnixMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // A fresh id per process start (the kernel's random UUID), for result ids and the status.
 std::string NewBootId() {
@@ -64,348 +46,11 @@ std::string NewBootId() {
   return buf;
 }
 
-Result<std::string> ReadFileBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::IOError("open '" + path + "'", errno);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::string Fnv1a64Hex(std::string_view bytes) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ull;
-  char buf[17];
-  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(h));
-  return buf;
-}
-
-// Writes the converted graph beside the agent's state and maps it back (weights in the page
-// cache, not the heap). Fails when the cache cannot be written.
-Result<std::shared_ptr<const Model>> CacheConverted(const Graph& graph, const std::string& path) {
-  std::error_code ec;
-  fs::create_directories(fs::path(path).parent_path(), ec);
-  if (ec)
-    return Status::IOError("create '" + fs::path(path).parent_path().string() + "'", ec.value());
-  EI_RETURN_IF_ERROR(WriteEim(graph, path));
-  return Model::Load(path);
-}
-
-int g_signal_pipe[2] = {-1, -1};
-
-void OnSignal(int signo) {  // async-signal context: write(2) only
-  const int saved = errno;
-  const unsigned char b = static_cast<unsigned char>(signo);
-  [[maybe_unused]] ssize_t n = write(g_signal_pipe[1], &b, 1);
-  errno = saved;
-}
-
 }  // namespace
 
 const char* AgentVersion() { return EDGEINFER_VERSION; }
 
-int InstallSignalPipe(std::initializer_list<int> signals) {
-  if (g_signal_pipe[0] < 0 && pipe2(g_signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return -1;
-  struct sigaction sa {};
-  sa.sa_handler = OnSignal;
-  sa.sa_flags = SA_RESTART;
-  sigemptyset(&sa.sa_mask);
-  for (int s : signals) {
-    if (sigaction(s, &sa, nullptr) != 0) return -1;
-  }
-  return g_signal_pipe[0];
-}
-
-Result<std::shared_ptr<const Model>> LoadPipelineModel(const PipelineConfig& p,
-                                                       const std::string& state_dir,
-                                                       bool write_cache) {
-  const std::string ctx = "pipeline '" + p.name + "': model '" + p.model + "'";
-  if (!p.model.ends_with(".onnx")) {
-    auto m = Model::Load(p.model);
-    return m.ok() ? m : Result<std::shared_ptr<const Model>>(m.status().WithContext(ctx));
-  }
-  QuantizeOptions quantize;
-  if (!ParsePrecision(p.precision, &quantize.precision))
-    return Status::InvalidArgument(ctx + ": unknown precision '" + p.precision + "'");
-  auto bytes = ReadFileBytes(p.model);
-  if (!bytes.ok()) return bytes.status().WithContext("pipeline '" + p.name + "'");
-  const std::string cache = state_dir + "/models/" + fs::path(p.model).stem().string() + "-" +
-                            Fnv1a64Hex(*bytes) + "-" + p.precision + ".eim";
-  if (write_cache && fs::exists(cache)) {
-    auto m = Model::Load(cache);
-    if (m.ok()) return m;
-    Log("warning",
-        "cached model '" + cache + "' unusable (" + m.status().ToString() + "); converting again");
-  }
-  auto imported = ImportOnnxBytes(*bytes);
-  if (!imported.ok()) return imported.status().WithContext(ctx);
-  std::vector<LayerPlan> plan;
-  auto graph = QuantizeGraph(*imported, quantize, &plan);  // what `edgeinfer convert` does
-  if (!graph.ok()) return graph.status().WithContext(ctx + " at " + p.precision);
-  if (write_cache) {
-    auto m = CacheConverted(*graph, cache);
-    if (m.ok()) {
-      Log("info", ctx + " converted to '" + cache + "'");
-      return m;
-    }
-    Log("warning", ctx + ": cannot cache the conversion (" + m.status().ToString() +
-                       "); using it from memory");
-  }
-  return Model::FromGraph(std::move(*graph));
-}
-
 namespace {
-
-// ---- dead letters -----------------------------------------------------------------------------
-
-// Counts every rejection; publishes a JSON dead letter on {prefix}/{device}/errors (QoS 0, best
-// effort) and logs it, at most `per_minute` a minute (a token bucket; see Burst). The number
-// left out since the last one rides on the next ("suppressed_since_last") and in telemetry.
-class ErrorPublisher final : public ErrorReporter {
- public:
-  ErrorPublisher(const AgentConfig& c)
-      : device_(c.device_id), topic_(c.topic_prefix + "/" + c.device_id + "/errors") {
-    SetRate(c.errors_per_minute);
-  }
-  void SetSink(MqttLink* sink) { sink_ = sink; }
-  void SetRate(int per_minute) {
-    std::lock_guard<std::mutex> lock(mu_);
-    per_minute_ = per_minute;
-    tokens_ = std::min<double>(tokens_, Burst());
-  }
-
-  void Reject(const std::string& pipeline, RejectReason reason, std::string_view topic,
-              const std::string& detail) override {
-    counts_[static_cast<int>(reason)].fetch_add(1, std::memory_order_relaxed);
-    uint64_t suppressed = 0;
-    if (!Allow(&suppressed)) return;
-    Json j = {{"ts", UnixMs()},       {"device", device_},
-              {"pipeline", pipeline}, {"reason", RejectReasonName(reason)},
-              {"topic", topic},       {"detail", detail}};
-    if (suppressed) j["suppressed_since_last"] = suppressed;
-    // Topics and details may carry bytes from the sender: never let them break the JSON.
-    const std::string payload = j.dump(-1, ' ', false, Json::error_handler_t::replace);
-    Log("warning", "rejected: " + payload);
-    if (sink_) sink_->Publish(topic_, payload, 0, false, 0);
-  }
-
-  Json Counts() const {
-    Json j = Json::object();
-    for (int r = 0; r < static_cast<int>(RejectReason::kCount); ++r)
-      j[RejectReasonName(static_cast<RejectReason>(r))] = counts_[r].load();
-    std::lock_guard<std::mutex> lock(mu_);
-    j["suppressed"] = suppressed_total_;
-    return j;
-  }
-
- private:
-  // Ten seconds' worth, at least 10 (at most the minute's): a burst of bad input shows up
-  // whole in the dead letters and then settles to the rate.
-  double Burst() const { return std::min<double>(per_minute_, std::max(10.0, per_minute_ / 6.0)); }
-  bool Allow(uint64_t* suppressed_before) {
-    std::lock_guard<std::mutex> lock(mu_);
-    const auto now = Clock::now();
-    tokens_ = std::min<double>(
-        Burst(), tokens_ + std::chrono::duration<double>(now - last_).count() * per_minute_ / 60);
-    last_ = now;
-    if (tokens_ < 1) {
-      ++suppressed_, ++suppressed_total_;
-      return false;
-    }
-    tokens_ -= 1;
-    *suppressed_before = std::exchange(suppressed_, 0);
-    return true;
-  }
-
-  const std::string device_, topic_;
-  MqttLink* sink_ = nullptr;
-  std::atomic<uint64_t> counts_[static_cast<int>(RejectReason::kCount)] = {};
-  mutable std::mutex mu_;
-  int per_minute_ = 60;
-  double tokens_ = 10;
-  Clock::time_point last_ = Clock::now();
-  uint64_t suppressed_ = 0, suppressed_total_ = 0;
-};
-
-// ---- routing ----------------------------------------------------------------------------------
-
-// Source messages -> every pipeline whose filters match. Runs on the source link's callback
-// thread; the pipeline list is swapped under the exclusive lock (reload), so a message never
-// reaches a pipeline that is being stopped.
-class Router final : public MqttMessageHandler {
- public:
-  explicit Router(ErrorReporter* errors) : errors_(errors) {}
-
-  void SetPipelines(std::vector<std::shared_ptr<Pipeline>> pipelines) {
-    std::unique_lock lock(mu_);
-    pipelines_ = std::move(pipelines);
-  }
-  void Close() {
-    std::unique_lock lock(mu_);
-    closed_ = true;
-  }
-  uint64_t unknown_topics() const { return unknown_.load(std::memory_order_relaxed); }
-
-  void OnMessage(std::string_view topic, std::string_view payload) override {
-    std::shared_lock lock(mu_);
-    if (closed_) return;
-    bool matched = false;
-    for (const auto& p : pipelines_) {
-      if (!p->Matches(topic)) continue;
-      p->OnMessage(topic, payload);
-      matched = true;
-    }
-    if (matched) return;
-    unknown_.fetch_add(1, std::memory_order_relaxed);
-    errors_->Reject("", RejectReason::kUnknownTopic, topic, "no pipeline's topics match it");
-  }
-
- private:
-  ErrorReporter* errors_;
-  std::shared_mutex mu_;
-  std::vector<std::shared_ptr<Pipeline>> pipelines_;
-  bool closed_ = false;
-  std::atomic<uint64_t> unknown_{0};
-};
-
-// ---- results: outbox -> sink -------------------------------------------------------------------
-
-// Every result goes into the SQLite outbox first; one thread moves rows to the sink (QoS 1)
-// with at most kMaxInFlight awaiting PUBACK, and acks (deletes) them as PUBACKs arrive. A lost
-// connection or failed publish returns every in-flight row to pending: after the reconnect the
-// oldest undelivered row of each pipeline goes first (at least once, in order per pipeline).
-// Publish tags are outbox ids + 1 (tag 0: publishes that are not results).
-class OutboxPublisher final : public ResultPublisher,
-                              public MqttDeliveryHandler,
-                              public MqttConnectionHandler {
- public:
-  OutboxPublisher(std::unique_ptr<Outbox> outbox, MqttLink* sink, int qos)
-      : outbox_(std::move(outbox)), sink_(sink), qos_(qos) {}
-  ~OutboxPublisher() override { Stop(); }
-
-  void Start() {
-    thread_ = std::thread([this] { Loop(); });
-  }
-  void Stop() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
-  }
-
-  void PublishResult(const std::string& pipeline, uint64_t sequence, const std::string& topic,
-                     std::string payload) override {
-    OutboxMessage m{pipeline, topic,    std::move(payload),
-                    qos_,     UnixMs(), static_cast<int64_t>(sequence)};
-    std::lock_guard<std::mutex> lock(mu_);
-    pending_.push_back(std::move(m));
-    ++handed_over_;
-    cv_.notify_one();
-  }
-  void OnDelivered(uint64_t tag, bool ok) override {
-    if (tag == 0) return;
-    std::lock_guard<std::mutex> lock(mu_);
-    if (ok)
-      acks_.push_back(static_cast<int64_t>(tag - 1));
-    else
-      release_ = true;
-    cv_.notify_one();
-  }
-  void OnConnected() override { SetConnected(true); }
-  void OnDisconnected() override { SetConnected(false); }
-
-  // Waits until every result handed over so far is acknowledged by the broker.
-  bool Drain(Clock::duration timeout) {
-    const auto deadline = Clock::now() + timeout;
-    while (Clock::now() < deadline) {
-      uint64_t handed_over = 0;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        handed_over = handed_over_;
-      }
-      if (stored_.load() == handed_over && outbox_->Stats().depth_rows == 0) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return false;
-  }
-  OutboxStats stats() const { return outbox_->Stats(); }
-  uint64_t delivered() const { return delivered_.load(std::memory_order_relaxed); }
-
- private:
-  void SetConnected(bool on) {
-    std::lock_guard<std::mutex> lock(mu_);
-    connected_ = on;
-    release_ = true;  // whatever was in flight will not be acknowledged on this connection
-    cv_.notify_one();
-  }
-
-  void Loop() {
-    std::vector<OutboxMessage> batch;
-    std::vector<int64_t> acks;
-    bool release = false, connected = false;
-    while (true) {
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait_for(lock, std::chrono::milliseconds(50),
-                     [&] { return stop_ || !pending_.empty() || !acks_.empty() || release_; });
-        if (stop_) return;
-        batch.swap(pending_);
-        acks.swap(acks_);
-        release = std::exchange(release_, false);
-        connected = connected_;
-      }
-      Store(&batch);
-      (void)outbox_->Ack(acks);  // also flushes batched deletes when due; errors are retried
-      delivered_.fetch_add(acks.size(), std::memory_order_relaxed);
-      acks.clear();
-      if (release) outbox_->ReleaseInFlight();
-      if (connected) Send();
-    }
-  }
-
-  void Store(std::vector<OutboxMessage>* batch) {
-    if (batch->empty()) return;
-    auto report = outbox_->Append(*batch);
-    if (!report.ok())
-      Log("error", "outbox: " + report.status().ToString());
-    else if (report->dropped_rows > 0)
-      Log("warning", "outbox full: dropped the " + std::to_string(report->dropped_rows) +
-                         " oldest undelivered results");
-    stored_.fetch_add(batch->size());  // stored, dropped for room, or refused: not pending
-    batch->clear();
-  }
-
-  void Send() {
-    claimed_.clear();
-    Status st = outbox_->Claim(kMaxInFlight, &claimed_);
-    if (!st.ok()) Log("error", "outbox: " + st.ToString());
-    for (const ClaimedMessage& c : claimed_) {
-      const OutboxMessage& m = c.message;
-      if (sink_->Publish(m.topic, m.payload, m.qos, false, static_cast<uint64_t>(c.id) + 1))
-        continue;
-      // Not connected (the link's handler says so next) or refused: try again shortly.
-      outbox_->ReleaseInFlight();
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      return;
-    }
-  }
-
-  std::unique_ptr<Outbox> outbox_;
-  MqttLink* sink_;
-  const int qos_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<OutboxMessage> pending_;
-  std::vector<int64_t> acks_;
-  uint64_t handed_over_ = 0;         // results received by PublishResult
-  std::atomic<uint64_t> stored_{0};  // of them, through Append
-  bool connected_ = false, release_ = false, stop_ = false;
-  std::vector<ClaimedMessage> claimed_;  // the loop thread's
-  std::atomic<uint64_t> delivered_{0};
-  std::thread thread_;
-};
 
 // Accepts nothing: for --check-config, whose pipelines never run.
 struct NullSinks final : ResultPublisher, ErrorReporter {

@@ -19,11 +19,12 @@
 // library constructor, before main can block anything.)
 #pragma once
 
-#include <initializer_list>
 #include <memory>
 #include <string>
 
 #include "agent/config.h"
+#include "agent/model_loader.h"
+#include "agent/signal_pipe.h"
 #include "common/status.h"
 #include "inference/model.h"
 
@@ -32,22 +33,9 @@ namespace edgeinfer::agent {
 // The agent's version (the project version).
 const char* AgentVersion();
 
-// A pipeline's model: an .eim is loaded (mmap). An .onnx is converted at `precision` and, when
-// `write_cache`, written to state_dir/models/{stem}-{fnv64 of the file}-{precision}.eim and
-// loaded from there, so the next start (and other processes) reuse it; a changed source file
-// has a new hash and converts again. A cache that cannot be written falls back to the graph
-// in memory (logged). Errors name the file and the pipeline.
-Result<std::shared_ptr<const Model>> LoadPipelineModel(const PipelineConfig& pipeline,
-                                                       const std::string& state_dir,
-                                                       bool write_cache);
-
 // What --check-config does besides parsing: every model loads (nothing written) and fits its
 // pipeline (window, shapes), and password files are readable. Lists every problem.
 Status CheckConfig(const AgentConfig& config);
-
-// Installs a handler for `signals` that writes each arrival's number (one byte) to a pipe, and
-// returns the pipe's non-blocking read end (the same pipe on every call), or -1 with errno set.
-int InstallSignalPipe(std::initializer_list<int> signals);
 
 class App {
  public:

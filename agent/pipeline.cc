@@ -16,6 +16,7 @@
 #include <mutex>
 
 #include "agent/decoder.h"
+#include "agent/log.h"
 #include "agent/normalize.h"
 #include "agent/postprocess.h"
 #include "agent/result_json.h"
@@ -26,12 +27,6 @@ namespace edgeinfer::agent {
 namespace {
 
 constexpr int kReasons = static_cast<int>(RejectReason::kCount);
-
-int64_t UnixMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 struct WindowSpec {
   int channels = 0;  // 0: no windows, one message is one input

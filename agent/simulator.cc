@@ -12,17 +12,13 @@
 #include <memory>
 #include <numbers>
 
+#include "agent/log.h"
+
 namespace edgeinfer::agent {
 namespace {
 
 constexpr double kPi = std::numbers::pi;
 using Clock = std::chrono::steady_clock;
-
-int64_t UnixMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 void AppendFloat(std::string* out, float v) {
   char buf[32];

@@ -1,0 +1,119 @@
+#include "agent/outbox_publisher.h"
+
+#include <utility>
+
+#include "agent/log.h"
+
+namespace edgeinfer::agent {
+
+OutboxPublisher::OutboxPublisher(std::unique_ptr<Outbox> outbox, MqttLink* sink, int qos,
+                                 size_t max_in_flight)
+    : outbox_(std::move(outbox)), sink_(sink), qos_(qos), max_in_flight_(max_in_flight) {}
+
+OutboxPublisher::~OutboxPublisher() { Stop(); }
+
+void OutboxPublisher::Start() {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void OutboxPublisher::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void OutboxPublisher::PublishResult(const std::string& pipeline, uint64_t sequence,
+                                    const std::string& topic, std::string payload) {
+  OutboxMessage m{pipeline, topic,    std::move(payload),
+                  qos_,     UnixMs(), static_cast<int64_t>(sequence)};
+  std::lock_guard<std::mutex> lock(mu_);
+  pending_.push_back(std::move(m));
+  ++handed_over_;
+  cv_.notify_one();
+}
+
+void OutboxPublisher::OnDelivered(uint64_t tag, bool ok) {
+  if (tag == 0) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (ok)
+    acks_.push_back(static_cast<int64_t>(tag - 1));
+  else
+    release_ = true;
+  cv_.notify_one();
+}
+
+bool OutboxPublisher::Drain(std::chrono::steady_clock::duration timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    uint64_t handed_over = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      handed_over = handed_over_;
+    }
+    if (stored_.load() == handed_over && outbox_->Stats().depth_rows == 0) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+void OutboxPublisher::SetConnected(bool on) {
+  std::lock_guard<std::mutex> lock(mu_);
+  connected_ = on;
+  release_ = true;  // whatever was in flight will not be acknowledged on this connection
+  cv_.notify_one();
+}
+
+void OutboxPublisher::Loop() {
+  std::vector<OutboxMessage> batch;
+  std::vector<int64_t> acks;
+  bool release = false, connected = false;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(lock, std::chrono::milliseconds(50),
+                   [&] { return stop_ || !pending_.empty() || !acks_.empty() || release_; });
+      if (stop_) return;
+      batch.swap(pending_);
+      acks.swap(acks_);
+      release = std::exchange(release_, false);
+      connected = connected_;
+    }
+    Store(&batch);
+    (void)outbox_->Ack(acks);  // also flushes batched deletes when due; errors are retried
+    delivered_.fetch_add(acks.size(), std::memory_order_relaxed);
+    acks.clear();
+    if (release) outbox_->ReleaseInFlight();
+    if (connected) Send();
+  }
+}
+
+void OutboxPublisher::Store(std::vector<OutboxMessage>* batch) {
+  if (batch->empty()) return;
+  auto report = outbox_->Append(*batch);
+  if (!report.ok())
+    Log("error", "outbox: " + report.status().ToString());
+  else if (report->dropped_rows > 0)
+    Log("warning", "outbox full: dropped the " + std::to_string(report->dropped_rows) +
+                       " oldest undelivered results");
+  stored_.fetch_add(batch->size());  // stored, dropped for room, or refused: not pending
+  batch->clear();
+}
+
+void OutboxPublisher::Send() {
+  claimed_.clear();
+  Status st = outbox_->Claim(max_in_flight_, &claimed_);
+  if (!st.ok()) Log("error", "outbox: " + st.ToString());
+  for (const ClaimedMessage& c : claimed_) {
+    const OutboxMessage& m = c.message;
+    if (sink_->Publish(m.topic, m.payload, m.qos, false, static_cast<uint64_t>(c.id) + 1)) continue;
+    // Not connected (the link's handler says so next) or refused: try again shortly.
+    outbox_->ReleaseInFlight();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return;
+  }
+}
+
+}  // namespace edgeinfer::agent
