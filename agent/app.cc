@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
@@ -23,6 +24,7 @@
 #include "agent/pipeline.h"
 #include "agent/router.h"
 #include "agent/signal_pipe.h"
+#include "agent/systemd_service.h"
 #include "storage/outbox.h"
 
 namespace edgeinfer::agent {
@@ -80,6 +82,7 @@ std::vector<std::string> RestartKeys(const AgentConfig& a, const AgentConfig& b)
   if (a.device_id != b.device_id) keys.push_back("device.id");
   if (a.topic_prefix != b.topic_prefix) keys.push_back("device.topic_prefix");
   if (a.state_dir != b.state_dir) keys.push_back("device.state_dir");
+  if (a.outbox != b.outbox) keys.push_back("outbox");
   if (Printed(&a.source, nullptr) != Printed(&b.source, nullptr)) keys.push_back("source");
   if (Printed(&a.sink, nullptr) != Printed(&b.sink, nullptr)) keys.push_back("sink");
   if (a.pipelines.size() != b.pipelines.size()) keys.push_back("the number of [[pipeline]]s");
@@ -168,6 +171,9 @@ struct App::Impl {
   std::vector<std::shared_ptr<const Model>> models;  // per pipeline
   std::vector<std::shared_ptr<Pipeline>> pipelines;
   std::unique_ptr<MqttLink> source;
+  std::unique_ptr<SystemdService> service;
+  mutable std::mutex pipelines_mu;  // `pipelines` is replaced on reload; the pinger reads it
+  Clock::time_point next_status{};
   bool shut_down = false;
 
   ~Impl();
@@ -180,8 +186,12 @@ struct App::Impl {
                                                  const std::string& boot);
   int Loop();
   void Reload();
+  void ReloadConfig();
   void PublishTelemetry();
   void Shutdown();
+  double StuckSeconds() const;
+  std::string StatusLine() const;
+  void UpdateService();
 };
 
 Status App::Impl::Init() {
@@ -200,19 +210,19 @@ Status App::Impl::Init() {
     pipelines.push_back(std::move(p));
   }
   router->SetPipelines(pipelines);
+  service = std::make_unique<SystemdService>([this] { return StuckSeconds(); });
   signal_fd = InstallSignalPipe({SIGINT, SIGTERM, SIGHUP});
   if (signal_fd < 0) return Status::IOError("signal pipe", errno);
   return Status::Ok();
 }
 
 Status App::Impl::CreateLinks() {
-  OutboxOptions oo;
-  oo.state_dir = config.state_dir;
-  EI_ASSIGN_OR_RETURN(auto outbox, Outbox::Open(oo));
+  EI_ASSIGN_OR_RETURN(auto outbox, Outbox::Open(OutboxOptionsFor(config)));
   if (!outbox->open_status().ok())
-    Log("warning", "outbox '" + outbox->db_path() + "': " + outbox->open_status().ToString());
+    Log("error", "outbox '" + outbox->db_path() + "': " + outbox->open_status().ToString());
   EI_ASSIGN_OR_RETURN(sink, MqttLink::Create(config.sink, config.sink.client_id, "sink"));
-  publisher = std::make_unique<OutboxPublisher>(std::move(outbox), sink.get(), config.sink.qos);
+  publisher = std::make_unique<OutboxPublisher>(std::move(outbox), sink.get(), config.sink.qos,
+                                                config.outbox.max_in_flight);
   errors->SetSink(sink.get());
   sink->SetDeliveryHandler(publisher.get());
   sink->SetConnectionHandler(publisher.get());
@@ -244,6 +254,7 @@ int App::Impl::Loop() {
           std::chrono::duration_cast<std::chrono::milliseconds>(next_telemetry - Clock::now());
       timeout_ms = static_cast<int>(std::clamp<int64_t>(left.count(), 0, 1000));
     }
+    UpdateService();
     pollfd pfd{signal_fd, POLLIN, 0};
     unsigned char signo = 0;
     if (poll(&pfd, 1, timeout_ms) > 0 && read(signal_fd, &signo, 1) == 1) {
@@ -267,6 +278,12 @@ int App::Impl::Loop() {
 // ids stay unique), the old one finishes its queued inputs; partial windows are dropped.
 // Anything else changed (RestartKeys) refuses the whole reload, as does an invalid file.
 void App::Impl::Reload() {
+  service->Reloading();
+  ReloadConfig();
+  service->Reloaded(StatusLine());
+}
+
+void App::Impl::ReloadConfig() {
   auto fresh = LoadConfigFile(config.config_path);
   if (!fresh.ok()) {
     Log("error", "reload refused, nothing applied: " + fresh.status().message());
@@ -295,7 +312,10 @@ void App::Impl::Reload() {
   for (size_t i : changed) old.push_back(pipelines[i]);
   ++reloads;
   router->SetPipelines(next);
-  pipelines = next;
+  {
+    std::lock_guard<std::mutex> lock(pipelines_mu);
+    pipelines = next;
+  }
   for (auto& p : old) p->Stop();  // every queued input still produces its result
   errors->SetRate(fresh->errors_per_minute);
   fresh->config_path = config.config_path;
@@ -327,15 +347,55 @@ void App::Impl::PublishTelemetry() {
        {{"depth_rows", o.depth_rows},
         {"in_flight_rows", o.in_flight_rows},
         {"dropped_rows", o.dropped_rows},
+        {"dropped_bytes", o.dropped_bytes},
+        {"memory_rows", o.memory_rows},
         {"degraded", o.degraded},
+        {"corruption_events", o.corruption_events},
+        {"last_error", o.last_error},
         {"delivered", publisher->delivered()}}},
   };
   sink->Publish(Topic("telemetry"), j.dump(), 0, false, 0);
 }
 
+double App::Impl::StuckSeconds() const {
+  std::lock_guard<std::mutex> lock(pipelines_mu);
+  double worst = 0;
+  for (const auto& p : pipelines) worst = std::max(worst, p->StuckSeconds());
+  return worst;
+}
+
+// "2 pipelines; 5120 in, 320 results, 3 rejected; source up, sink down; outbox 41"
+std::string App::Impl::StatusLine() const {
+  uint64_t in = 0, results = 0, rejected = 0;
+  for (const auto& p : pipelines) {
+    const PipelineStats s = p->stats();
+    in += s.messages_in, results += s.results_published;
+    for (uint64_t r : s.rejected) rejected += r;
+  }
+  return std::to_string(pipelines.size()) + " pipeline(s); " + std::to_string(in) + " in, " +
+         std::to_string(results) + " results, " + std::to_string(rejected) + " rejected; source " +
+         (source->stats().connected ? "up" : "down") + ", sink " +
+         (sink->stats().connected ? "up" : "down") + "; outbox " +
+         std::to_string(publisher->stats().depth_rows);
+}
+
+// Called by the loop at least once a second: the watchdog's heartbeat, READY once the links
+// are up, and a fresh STATUS= every few seconds.
+void App::Impl::UpdateService() {
+  service->Beat();
+  const auto now = Clock::now();
+  if (!service->ready()) {
+    service->MaybeReady(source->stats().connected && sink->stats().connected, StatusLine());
+  } else if (now >= next_status) {
+    service->SetStatus(StatusLine());
+    next_status = now + std::chrono::seconds(5);
+  }
+}
+
 void App::Impl::Shutdown() {
   if (shut_down) return;
   shut_down = true;
+  service->Stopping("stopping: draining queued inputs and the outbox");
   router->Close();
   source->Stop("", 2000);
   for (auto& p : pipelines) p->Stop();

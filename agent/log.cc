@@ -1,14 +1,14 @@
 #include "agent/log.h"
 
 #include <chrono>
-#include <cstdio>
+
+#include "systemd/journal_log.h"
 
 namespace edgeinfer::agent {
 
-void Log(const char* level, const std::string& message) {
-  std::string line = std::string("edgeinfer-agent: ") + level + ": " + message + "\n";
-  std::fputs(line.c_str(), stderr);
-}
+// Through systemd/'s logger: one write(2) per line, journald priority prefixes ("<4>") when
+// stderr is the journal, a timestamped readable line otherwise.
+void Log(const char* level, const std::string& message) { systemd::Log(level, message); }
 
 int64_t UnixMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(

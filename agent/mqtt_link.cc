@@ -32,6 +32,7 @@
 // - With create options, maxBufferedMessages (default 100) bounds the publish commands queued
 //   while *connected* too; PublishQueue stays well below it.
 #include "agent/mqtt_link.h"
+#include "agent/log.h"
 
 #include <mqtt/async_client.h>
 
@@ -60,7 +61,7 @@ constexpr int kConnectTimeoutS = 10;   // TCP + TLS + CONNACK
 constexpr Millis kAttemptGrace(5000);  // after which a silent connect attempt counts as failed
 
 void Log(const std::string& role, const std::string& message) {
-  std::fprintf(stderr, "edgeinfer-agent: %s link: %s\n", role.c_str(), message.c_str());
+  agent::Log("info", role + " link: " + message);
 }
 
 // "MQTT error [-1]: Failure (TCP/TLS connect failure)" for a failed token: its return code and

@@ -373,7 +373,8 @@ double Pipeline::StuckSeconds() const {
     const WorkerStats ws = b.worker_stats(w);
     if (ws.busy) worst = std::max(worst, static_cast<double>(now - ws.last_progress_ns) / 1e9);
   }
-  return worst;
+  // Workers stalled while idle (or all busy elsewhere forever): the queue stops moving.
+  return std::max(worst, std::chrono::duration<double>(b.OldestOverdue()).count());
 }
 
 // ---- Topic filters ----

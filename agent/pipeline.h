@@ -96,7 +96,8 @@ class Pipeline {
   void SetMaxBatch(int max_batch);
   size_t ShedOldest(size_t n);
   PipelineStats stats() const;
-  // Seconds since the slowest busy worker last made progress (0 when idle): systemd watchdog.
+  // Seconds the pipeline has made no progress: the slowest busy worker's time on its batch, or
+  // how long the oldest queued input is overdue (0 when idle): the systemd watchdog's input.
   double StuckSeconds() const;
 
  private:

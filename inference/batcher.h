@@ -142,6 +142,10 @@ class Batcher {
   WorkerStats worker_stats(int worker) const;
   // Workers busy with no progress for longer than `limit` (for the systemd watchdog).
   int StuckWorkers(std::chrono::nanoseconds limit) const;
+  // How long the oldest queued sample has waited past the batch timeout; zero when the queue
+  // is empty or its oldest is not due yet. With live workers it stays near zero (at most the
+  // time to run what is ahead of it); it grows when every worker is stalled, busy or not.
+  std::chrono::nanoseconds OldestOverdue() const;
 
   size_t input_sample_floats() const { return sample_floats_; }
   int num_outputs() const { return static_cast<int>(output_floats_.size()); }
