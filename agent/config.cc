@@ -82,6 +82,13 @@ class TableReader {
     if (v < lo || v > hi) return Range(key, std::to_string(v), lo, hi);
     *out = static_cast<int>(v);
   }
+  void Int64(std::string_view key, int64_t lo, int64_t hi, int64_t* out) {
+    const toml::node* n = Take(key, toml::node_type::integer);
+    if (!n) return;
+    int64_t v = *n->value<int64_t>();
+    if (v < lo || v > hi) return Range(key, std::to_string(v), lo, hi);
+    *out = v;
+  }
   // Integers are accepted too ("threshold = 0").
   void Double(std::string_view key, double lo, double hi, double* out) {
     if (!Has(key)) return;
@@ -413,6 +420,19 @@ void ParseDevice(const toml::table* t, const std::string& base_dir, Errors* erro
   c->state_dir = ResolvePath(c->state_dir, base_dir);
 }
 
+void ParseOutbox(const toml::table* t, Errors* errors, OutboxConfig* o) {
+  TableReader r(t, "outbox", errors);
+  r.Int64("max_bytes", 4096, int64_t{1} << 40, &o->max_bytes);
+  r.Int64("max_age_s", 0, int64_t{10} * 366 * 86400, &o->max_age_s);
+  r.Str("synchronous", &o->synchronous);
+  r.Int64("memory_fallback_bytes", 0, int64_t{1} << 32, &o->memory_fallback_bytes);
+  r.Int("max_in_flight", 1, 65535, &o->max_in_flight);
+  r.Finish();
+  if (o->synchronous != "off" && o->synchronous != "normal" && o->synchronous != "full")
+    errors->Add(r.KeyPath("synchronous"),
+                Quote(o->synchronous) + " is not \"off\", \"normal\" or \"full\"");
+}
+
 void ParseLinks(TableReader& r, const std::string& base_dir, Errors* errors, AgentConfig* c) {
   ParseLink(r.Table("source"), "source", base_dir, errors, &c->source);
   c->sink_configured = r.Has("sink");
@@ -473,6 +493,7 @@ Result<AgentConfig> ParseWithName(const std::string& text, const std::string& ba
   TableReader telemetry(r.Table("telemetry"), "telemetry", &errors);
   telemetry.Int("interval_s", 0, 86400, &c.telemetry.interval_s);
   telemetry.Finish();
+  ParseOutbox(r.Table("outbox"), &errors, &c.outbox);
   r.Int("errors_per_minute", 0, 60000, &c.errors_per_minute);
   r.Finish();
   if (errors.empty()) return c;
@@ -575,6 +596,12 @@ std::string ConfigToToml(const AgentConfig& c) {
   PrintLink(os, "sink", c.sink);
   os << "\n[telemetry]\n";
   Kv(os, "interval_s", c.telemetry.interval_s);
+  os << "\n[outbox]\n";
+  Kv(os, "max_bytes", c.outbox.max_bytes);
+  Kv(os, "max_age_s", c.outbox.max_age_s);
+  Kv(os, "synchronous", c.outbox.synchronous);
+  Kv(os, "memory_fallback_bytes", c.outbox.memory_fallback_bytes);
+  Kv(os, "max_in_flight", c.outbox.max_in_flight);
   for (const auto& p : c.pipelines) PrintPipeline(os, p);
   return os.str();
 }

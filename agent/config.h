@@ -73,6 +73,16 @@ struct TelemetryConfig {
   int interval_s = 10;
 };
 
+// The result outbox (state_dir/outbox.db); see docs/outbox.md. Applied at start only.
+struct OutboxConfig {
+  int64_t max_bytes = int64_t{64} << 20;  // stored bytes; past it the oldest results are dropped
+  int64_t max_age_s = 0;                  // older results are dropped; 0: no age bound
+  std::string synchronous = "normal";     // "off" | "normal" | "full" (SQLite PRAGMA)
+  int64_t memory_fallback_bytes = int64_t{8} << 20;  // while the database cannot be written
+  int max_in_flight = 256;  // results published and awaiting PUBACK at once
+  bool operator==(const OutboxConfig&) const = default;
+};
+
 struct AgentConfig {
   std::string device_id;  // default: /etc/machine-id, else the hostname
   std::string topic_prefix = "edgeinfer";
@@ -82,6 +92,7 @@ struct AgentConfig {
   bool sink_configured = false;
   std::vector<PipelineConfig> pipelines;
   TelemetryConfig telemetry;
+  OutboxConfig outbox;
   int errors_per_minute = 60;  // rate limit of the errors topic
   std::string config_path;     // where it was read from (relative model paths resolve here)
 };

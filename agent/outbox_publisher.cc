@@ -6,6 +6,19 @@
 
 namespace edgeinfer::agent {
 
+OutboxOptions OutboxOptionsFor(const AgentConfig& config) {
+  OutboxOptions o;
+  o.state_dir = config.state_dir;
+  o.max_bytes = config.outbox.max_bytes;
+  o.max_age_ms = config.outbox.max_age_s * 1000;
+  o.memory_fallback_bytes = config.outbox.memory_fallback_bytes;
+  const std::string& sync = config.outbox.synchronous;
+  o.synchronous = sync == "full" ? SyncLevel::kFull
+                  : sync == "off" ? SyncLevel::kOff
+                                  : SyncLevel::kNormal;
+  return o;
+}
+
 OutboxPublisher::OutboxPublisher(std::unique_ptr<Outbox> outbox, MqttLink* sink, int qos,
                                  size_t max_in_flight)
     : outbox_(std::move(outbox)), sink_(sink), qos_(qos), max_in_flight_(max_in_flight) {}
@@ -100,6 +113,15 @@ void OutboxPublisher::Store(std::vector<OutboxMessage>* batch) {
                        " oldest undelivered results");
   stored_.fetch_add(batch->size());  // stored, dropped for room, or refused: not pending
   batch->clear();
+  // Memory mode is loud once each way; the database is retried inside the outbox.
+  if (report.ok() && report->in_memory != in_memory_) {
+    in_memory_ = report->in_memory;
+    if (in_memory_)
+      Log("error", "outbox: the database cannot be written (" + outbox_->Stats().last_error +
+                       "); results are kept in memory, bounded, until it can");
+    else
+      Log("info", "outbox: the database is writable again; results are stored on disk");
+  }
 }
 
 void OutboxPublisher::Send() {

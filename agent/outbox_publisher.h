@@ -16,11 +16,15 @@
 #include <thread>
 #include <vector>
 
+#include "agent/config.h"
 #include "agent/mqtt_link.h"
 #include "agent/pipeline.h"
 #include "storage/outbox.h"
 
 namespace edgeinfer::agent {
+
+// The outbox settings of the agent's configuration ([outbox], device.state_dir).
+OutboxOptions OutboxOptionsFor(const AgentConfig& config);
 
 class OutboxPublisher final : public ResultPublisher,
                               public MqttDeliveryHandler,
@@ -62,6 +66,7 @@ class OutboxPublisher final : public ResultPublisher,
   std::atomic<uint64_t> stored_{0};  // of them, through Append
   bool connected_ = false, release_ = false, stop_ = false;
   std::vector<ClaimedMessage> claimed_;  // the loop thread's
+  bool in_memory_ = false;               // the loop thread's: the last Append went to memory
   std::atomic<uint64_t> delivered_{0};
   std::thread thread_;
 };
