@@ -124,6 +124,9 @@ Status ValidateGraph(Graph* g, bool check_stored_dims) {
     if (!produced)
       return Status::InvalidArgument(TensorContext(*g, o) +
                                      ": a graph output must be produced by a node");
+    // Static int8 activations (QGemm, QConv) stay inside the graph: callers read float32.
+    if (g->tensors[o].dtype != DType::kFloat32)
+      return Status::Unsupported(TensorContext(*g, o) + ": graph outputs must be float32");
   }
   return Status::Ok();
 }

@@ -67,6 +67,7 @@ std::vector<const OpDef*> AllOps();
 std::span<const OpDef> NnOps();     // Conv, Gemm, MatMul, pooling, BatchNormalization
 std::span<const OpDef> BasicOps();  // element-wise, softmax, layout ops
 std::span<const OpDef> DenseOps();  // fully connected layers on pre-packed weights
+std::span<const OpDef> StaticInt8Ops();  // QGemm, QConv, QMaxPool (static_int8_ops.cc)
 
 // Convenience for infer functions: the input's descriptor or nullptr when absent.
 inline const TensorDesc* InputDesc(const Node& n, const Graph& g, size_t i) {

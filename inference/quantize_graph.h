@@ -13,8 +13,20 @@
 //   - the logits layers (a Gemm/Conv whose output reaches a graph output through no other
 //     Gemm/Conv) take QuantizeOptions::logits_int4 in an int4 plan: int8 by default;
 //   - Conv layers take QuantizeOptions::conv_int8 in an int8 plan: fp32 by default;
+//   - int8-static plans (QuantizeOptions::thresholds from inference/calibration.h): Gemm and Conv
+//     become QGemm / QConv (docs/ops.md) with int8 weights and calibrated activation scales; a
+//     Gemm whose C is not a constant [N] / [1, N] bias row added with beta 1 runs dynamic int8;
+//     Conv layers take QuantizeOptions::conv_int8_static (static by default) unless their K
+//     (C/group * kh * kw) is below min_static_conv_k (64), which stay fp32. A static layer's output
+//     stays int8 when every reader, through MaxPools and Reshapes (which become QMaxPool and
+//     QReshape), is the X of another
+//     static layer and no tensor on the way is a graph output; its scale is the calibrated scale
+//     of that output. Otherwise the output is float32 and the next static layer quantizes it
+//     with the calibrated scale of its own input;
 //   - QuantizeOptions::keep overrides everything above for the layers it names (node names); a
 //     named layer that cannot run at the asked precision is an error.
+//     `--precision auto` (inference/precision_search.h) measures each layer's sensitivity and
+//     passes its per-layer answer as keep, over an fp32 plan.
 //
 // Why these defaults (measured on the example models, full test sets, AVX2 Zen3, one thread):
 //   - logits int8 in int4 plans: fashion_mlp's fc3 (768 -> 10) at int4 gives 90.08% and 99.43%
@@ -28,6 +40,15 @@
 //     transposition and the activation quantization make int8 convs slower: the vibration CNN
 //     ran 0.096 ms at batch 1 with int8 convs against 0.079 ms fp32 (the int8 GEMM alone took 51
 //     us where sgemm took 42). Int8 weights pay where the bytes dominate (Gemm at small M).
+//   - convs static in int8-static plans: no per-run max scan, int8 im2row straight from int8
+//     tensors (a quarter of the bytes) and a weight order that makes it a copy per window row.
+//     The vibration CNN, batch 1, one thread (edgeinfer bench p50, the same run, a busy
+//     machine): fp32 0.079 ms; all three convs static 0.087 ms; with block1.3 (1x1 over 32
+//     channels, K = 32) fp32 0.072 ms. Per layer (profile medians): block2.0 (K = 320) 32 us
+//     static vs 38 fp32, block2.4 (K = 192) 12 vs 14, block1.3 26 vs 11: at K = 32 the GEMM is
+//     too short to pay for quantizing and transposing its input and output, hence
+//     min_static_conv_k = 64. Accuracy (full test sets, percentile): fashion_mlp 90.10% (fp32
+//     90.15%), vibration 96.14% (fp32 96.07%).
 // Every Gemm and Conv gets a `precision` attribute ("fp32", "fp16", "int8", "int4") naming the
 // precision its weight is stored at, which the op validates against the weight's dtype.
 #pragma once
@@ -43,9 +64,9 @@
 
 namespace edgeinfer {
 
-enum class Precision : uint8_t { kFp32 = 0, kFp16 = 1, kInt8 = 2, kInt4 = 3 };
+enum class Precision : uint8_t { kFp32 = 0, kFp16 = 1, kInt8 = 2, kInt4 = 3, kInt8Static = 4 };
 
-const char* PrecisionName(Precision p);  // "fp32", "fp16", "int8", "int4"
+const char* PrecisionName(Precision p);  // "fp32", "fp16", "int8", "int4", "int8-static"
 // False (and *out untouched) for an unknown name.
 bool ParsePrecision(std::string_view name, Precision* out);
 
@@ -59,6 +80,13 @@ struct QuantizeOptions {
   Precision logits_int4 = Precision::kInt8;
   // Conv layers' precision in an int8 plan.
   Precision conv_int8 = Precision::kFp32;
+  // Conv layers' precision in an int8-static plan.
+  Precision conv_int8_static = Precision::kInt8Static;
+  // In an int8-static plan, Conv layers with a shorter K (C/group * kh * kw) stay fp32.
+  int64_t min_static_conv_k = 64;
+  // int8-static: the calibrated threshold T (scale T / 127) of every tensor CalibrationTensors
+  // names, by tensor name (inference/calibration.h). Required for an int8-static plan.
+  const std::map<std::string, float>* thresholds = nullptr;
   // FP32 fully connected layers go to the Dense op on weights packed in its kernel's panel
   // layout (inference/pack_weights.h): the packing is done once here, never per call.
   bool pack_fp32_dense = true;
@@ -72,7 +100,15 @@ struct LayerPlan {
   uint64_t bytes_before = 0;               // weight bytes (float32) before and after
   uint64_t bytes_after = 0;
   std::string note;  // why it differs from the requested precision; empty when it does not
+  // int8-static layers: the input's scale, and the output's when it stays int8 (else 0: float).
+  float x_scale = 0.f;
+  float y_scale = 0.f;
+  bool int8_input = false;  // the input is the int8 output of another static layer
 };
+
+// The float tensors an int8-static plan of `g` needs thresholds for: the input and the output of
+// every Gemm and Conv.
+std::vector<std::string> CalibrationTensors(const Graph& g);
 
 // Returns the quantized graph (constant data owned by it or shared with `g`'s storage, which it
 // keeps alive) and, in *plan, one entry per Gemm/Conv in node order. `g` must be valid

@@ -60,6 +60,7 @@ struct Session::Impl {
 
   const Graph* graph = nullptr;
   Profiler* profiler = nullptr;
+  NodeObserver* observer = nullptr;
   std::vector<Step> steps;
   std::vector<int> root;           // tensor -> tensor whose memory it uses (aliases)
   std::vector<int> buffer_of;      // tensor -> arena buffer, or kNoBuffer
@@ -204,11 +205,12 @@ void Session::Impl::RunSteps() {
     ctx.profiler = profiler;
     if (!profiler) {
       st.kernel->Run(ctx);
-      continue;
+    } else {
+      int64_t start = Profiler::NowNs();
+      st.kernel->Run(ctx);
+      profiler->Record(&st.node->name, st.op->name, start, Profiler::NowNs() - start);
     }
-    int64_t start = Profiler::NowNs();
-    st.kernel->Run(ctx);
-    profiler->Record(&st.node->name, st.op->name, start, Profiler::NowNs() - start);
+    if (observer) observer->OnNode(*st.node, st.out);
   }
 }
 
@@ -221,6 +223,7 @@ Result<std::unique_ptr<Session>> Session::Create(std::shared_ptr<const Model> mo
   s->model_ = std::move(model);
   s->impl_ = std::make_unique<Impl>();
   s->impl_->profiler = options.profiler;
+  s->impl_->observer = options.observer;
   EI_RETURN_IF_ERROR(s->impl_->Build(s->model_->graph()));
   EI_RETURN_IF_ERROR(s->Replan(options.max_batch));
   return s;

@@ -24,12 +24,21 @@ class Profiler;
 // The CPU kernel family OpenBLAS chose at run time (e.g. "Haswell", "Zen", "SkylakeX").
 const char* BlasCoreName();
 
+// Sees every node's outputs right after the node runs (calibration reads activations this way).
+// The views are valid only during the call. Unset, it costs one pointer test per node.
+class NodeObserver {
+ public:
+  virtual ~NodeObserver() = default;
+  virtual void OnNode(const Node& node, std::span<const TensorView> outputs) = 0;
+};
+
 struct SessionOptions {
   int max_batch = 1;
   // OpenBLAS threads for this process (a process-wide setting in OpenBLAS). 0 leaves it alone;
   // the default of 1 keeps BLAS from fighting the agent's own worker threads.
   int blas_threads = 1;
   Profiler* profiler = nullptr;  // optional; records per-op wall time
+  NodeObserver* observer = nullptr;  // optional; must outlive the session
 };
 
 class Session {

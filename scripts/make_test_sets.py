@@ -11,7 +11,17 @@ Writes to the given folder (not committed; use build/ or .cache/):
                    examples/vibration.meta.json (held-out seed vibration_sim.TEST_SEED)
   vibration_y.bin  uint8 [4096]
 
-The first 256 entries of each equal the committed examples/*_test_{x,y}.bin.
+and the calibration inputs for `edgeinfer convert --precision int8-static --calibration X.bin`,
+drawn from data the test sets never use (no labels: calibration only observes activations):
+  fashion_calib_x.bin    float32 LE [1000,1,28,28], pixels in [0,1]: the first 1000 images of a
+                         fixed shuffle (numpy seed CALIB_SEED) of the Fashion-MNIST TRAIN split
+  vibration_calib_x.bin  float32 LE [512,3,256], normalized like vibration_x.bin, simulated
+                         with seed CALIB_SEED (not TEST_SEED, TRAIN_SEED or VAL_SEED)
+
+The first 256 entries of each test set equal the committed examples/*_test_{x,y}.bin.
+With --example-calib, also (re)writes the committed examples/{fashion,vibration}_calib_x.bin:
+the first EXAMPLE_CALIB_COUNT (32) samples of the calibration files (about 100 KB each), which
+tests/onnx/quantized_examples_test.cc calibrates the int8-static example models with.
 """
 
 import argparse
@@ -28,6 +38,10 @@ import vibration_sim  # noqa: E402
 
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 VIBRATION_COUNT = 4096
+FASHION_CALIB_COUNT = 1000
+VIBRATION_CALIB_COUNT = 512
+EXAMPLE_CALIB_COUNT = 32
+CALIB_SEED = 77  # differs from vibration_sim's TRAIN_SEED (1), VAL_SEED (2) and TEST_SEED (1234)
 
 
 def read_idx(path):
@@ -43,7 +57,10 @@ def main():
     p = argparse.ArgumentParser(description="Write full Fashion-MNIST and vibration test sets.")
     p.add_argument("out", help="output folder, e.g. build/testsets")
     p.add_argument("--meta", default=os.path.join(HERE, "..", "examples", "vibration.meta.json"))
+    p.add_argument("--example-calib", action="store_true",
+                   help="also write examples/*_calib_x.bin (the first 32 calibration samples)")
     a = p.parse_args()
+    examples = os.path.join(HERE, "..", "examples")
     os.makedirs(a.out, exist_ok=True)
 
     x = read_idx(f"{FASHION_DIR}/t10k-images-idx3-ubyte.gz")
@@ -52,6 +69,14 @@ def main():
     x.astype("<f4").tofile(os.path.join(a.out, "fashion_x.bin"))
     y.astype(np.uint8).tofile(os.path.join(a.out, "fashion_y.bin"))
     print(f"fashion: x{list(x.shape)} float32, y[{len(y)}] uint8")
+
+    train = read_idx(f"{FASHION_DIR}/train-images-idx3-ubyte.gz")
+    pick = np.random.default_rng(CALIB_SEED).permutation(len(train))[:FASHION_CALIB_COUNT]
+    xc = (train[pick].astype(np.float32) / 255.0)[:, None, :, :]
+    xc.astype("<f4").tofile(os.path.join(a.out, "fashion_calib_x.bin"))
+    print(f"fashion calibration: x{list(xc.shape)} float32 (train split)")
+    if a.example_calib:
+        xc[:EXAMPLE_CALIB_COUNT].astype("<f4").tofile(os.path.join(examples, "fashion_calib_x.bin"))
 
     with open(a.meta) as f:
         meta = json.load(f)
@@ -64,6 +89,17 @@ def main():
     yv.tofile(os.path.join(a.out, "vibration_y.bin"))
     print(f"vibration: x{list(xv.shape)} float32 (normalized), y[{len(yv)}] uint8, "
           f"seed {meta['test_seed']}")
+
+    assert CALIB_SEED not in (meta["test_seed"], vibration_sim.TEST_SEED, vibration_sim.TRAIN_SEED,
+                              vibration_sim.VAL_SEED)
+    xvc, _ = vibration_sim.generate(VIBRATION_CALIB_COUNT, window=meta["window"], seed=CALIB_SEED,
+                                    sample_rate=meta["sample_rate_hz"])
+    xvc = vibration_sim.normalize(xvc, meta["mean"], meta["std"])
+    xvc.astype("<f4").tofile(os.path.join(a.out, "vibration_calib_x.bin"))
+    print(f"vibration calibration: x{list(xvc.shape)} float32 (normalized), seed {CALIB_SEED}")
+    if a.example_calib:
+        xvc[:EXAMPLE_CALIB_COUNT].astype("<f4").tofile(
+            os.path.join(examples, "vibration_calib_x.bin"))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
 // edgeinfer inspect MODEL.eim [--json] [--batch 1,16]
 #include <cmath>
 #include <cstdio>
-
 #include <nlohmann/json.hpp>
 
 #include "inference/model.h"
@@ -40,35 +39,46 @@ nlohmann::json AttrJson(const AttrValue& v) {
 
 nlohmann::json TensorJson(const Graph& g, int t) {
   const TensorDesc& d = g.tensors[t];
-  return {{"name", d.name}, {"dtype", DTypeName(d.dtype)}, {"dims", d.dims},
+  return {{"name", d.name},
+          {"dtype", DTypeName(d.dtype)},
+          {"dims", d.dims},
           {"shape", DimsToString(d.dims)}};
 }
 
 // Layers with a constant weight (Gemm's B, Conv's W): the precision it is stored at, its dtype
-// and bytes, and the kernel level that runs it ("blas" for float32).
+// and bytes, and the kernel level that runs it ("blas" for float32). Static int8 layers (QGemm,
+// QConv) show as "int8-static" with their activation scales (also in their attributes).
 void AddWeightInfo(const Graph& g, const Node& n, nlohmann::json* node) {
-  if ((n.op != "Gemm" && n.op != "Conv") || n.inputs.size() < 2 || n.inputs[1] < 0) return;
+  const bool is_static = n.op == "QGemm" || n.op == "QConv";
+  if ((n.op != "Gemm" && n.op != "Conv" && !is_static) || n.inputs.size() < 2 || n.inputs[1] < 0)
+    return;
   const TensorDesc& w = g.tensors[n.inputs[1]];
   if (!w.is_constant()) return;
   const char* precision = quant::WeightPrecisionName(w.dtype);
-  (*node)["precision"] = precision ? precision : DTypeName(w.dtype);
+  (*node)["precision"] = is_static ? "int8-static" : precision ? precision : DTypeName(w.dtype);
+  if (is_static) {
+    (*node)["x_scale"] = n.attrs.GetFloat("x_scale");
+    (*node)["x_dtype"] = DTypeName(g.tensors[n.inputs[0]].dtype);
+    if (n.attrs.Has("y_scale")) (*node)["y_scale"] = n.attrs.GetFloat("y_scale");
+  }
   (*node)["weight_dtype"] = DTypeName(w.dtype);
   (*node)["weight_bytes"] = w.bytes;
   quant::WeightFormat format;
-  (*node)["kernel"] = quant::WeightFormatOf(w.dtype, &format)
-                          ? quant::CpuLevelName(quant::SelectQGemm(format, quant::BestCpuLevel()).level)
-                          : "float";
+  (*node)["kernel"] =
+      quant::WeightFormatOf(w.dtype, &format)
+          ? quant::CpuLevelName(quant::SelectQGemm(format, quant::BestCpuLevel()).level)
+          : "float";
 }
 
 nlohmann::json Describe(const Model& m, const std::vector<int>& batches) {
   const Graph& g = m.graph();
   nlohmann::json j;
-  j["model"] = {{"name", g.info.name},       {"version", g.info.version},
+  j["model"] = {{"name", g.info.name},         {"version", g.info.version},
                 {"producer", g.info.producer}, {"source_hash", g.info.source_hash},
-                {"labels", g.info.labels},   {"path", m.path()}};
+                {"labels", g.info.labels},     {"path", m.path()}};
   if (!g.info.norm_mean.empty())
-    j["model"]["preprocessing"] = {{"mean", g.info.norm_mean}, {"std", g.info.norm_std},
-                                   {"axis", g.info.norm_axis}};
+    j["model"]["preprocessing"] = {
+        {"mean", g.info.norm_mean}, {"std", g.info.norm_std}, {"axis", g.info.norm_axis}};
   for (int i : g.inputs) j["inputs"].push_back(TensorJson(g, i));
   for (int o : g.outputs) j["outputs"].push_back(TensorJson(g, o));
   j["nodes"] = nlohmann::json::array();
@@ -79,6 +89,7 @@ nlohmann::json Describe(const Model& m, const std::vector<int>& batches) {
     for (int t : n.inputs) node["inputs"].push_back(t >= 0 ? g.tensors[t].name : "");
     for (int t : n.outputs) node["outputs"].push_back(g.tensors[t].name);
     node["output_shape"] = DimsToString(g.tensors[n.outputs[0]].dims);
+    node["output_dtype"] = DTypeName(g.tensors[n.outputs[0]].dtype);
     node["attrs"] = nlohmann::json::object();
     for (const auto& [k, v] : n.attrs.values()) node["attrs"][k] = AttrJson(v);
     AddWeightInfo(g, n, &node);
@@ -109,8 +120,7 @@ void PrintText(const nlohmann::json& j) {
   std::printf("producer  %s\n", m["producer"].get<std::string>().c_str());
   std::printf("source    %s\n", m["source_hash"].get<std::string>().c_str());
   if (!m["labels"].empty()) std::printf("labels    %s\n", m["labels"].dump().c_str());
-  if (m.contains("preprocessing"))
-    std::printf("normalize %s\n", m["preprocessing"].dump().c_str());
+  if (m.contains("preprocessing")) std::printf("normalize %s\n", m["preprocessing"].dump().c_str());
   for (const auto& t : j["inputs"])
     std::printf("input     %s %s %s\n", t["name"].get<std::string>().c_str(),
                 t["dtype"].get<std::string>().c_str(), t["shape"].get<std::string>().c_str());
@@ -128,9 +138,11 @@ void PrintText(const nlohmann::json& j) {
                n["kernel"].get<std::string>() + ")";
     nlohmann::json attrs = n["attrs"];
     attrs.erase("precision");  // shown in its own column
+    std::string output = n["output_shape"].get<std::string>();
+    if (n["output_dtype"] != "float32") output += " " + n["output_dtype"].get<std::string>();
     std::printf("%-4d %-28s %-18s %-18s %-32s %s\n", i++, n["name"].get<std::string>().c_str(),
-                n["op"].get<std::string>().c_str(), n["output_shape"].get<std::string>().c_str(),
-                weight.c_str(), attrs.dump().c_str());
+                n["op"].get<std::string>().c_str(), output.c_str(), weight.c_str(),
+                attrs.dump().c_str());
   }
   std::printf("\ntensors   %zu (%zu constant)\n", j["tensors"].get<size_t>(),
               j["constant_tensors"].get<size_t>());

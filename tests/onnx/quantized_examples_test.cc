@@ -1,5 +1,8 @@
-// The committed example models converted at fp16, int8 and int4 as `edgeinfer convert
-// --precision` does (ONNX -> QuantizeGraph -> .eim -> mmap load), checked against the fp32
+// The committed example models converted at fp16, int8, int8-static and int4 as `edgeinfer convert
+// --precision` does (ONNX -> [Calibrate] -> QuantizeGraph -> .eim -> mmap load). int8-static
+// calibrates on examples/*_calib_x.bin (32 samples drawn apart from the test sets by
+// scripts/make_test_sets.py --example-calib: Fashion-MNIST train images, another simulator seed),
+// with the converter's defaults (percentile 99.99). Checked against the fp32
 // conversion on the committed test subsets (256 samples each): top-1 accuracy within the issue's
 // bounds (int8 at most 0.5 points below fp32, int4 at most 1.5; one sample is 0.39 points, so at
 // most 1 and 4 samples), top-1 agreement with fp32, the per-layer plan, file sizes, a zero-copy
@@ -13,9 +16,11 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "inference/calibration.h"
 #include "inference/eim_writer.h"
 #include "inference/model.h"
 #include "inference/onnx/onnx_import.h"
@@ -55,6 +60,16 @@ Converted Convert(const std::string& name, Precision precision, bool pack_fp32 =
   QuantizeOptions o;
   o.precision = precision;
   o.pack_fp32_dense = pack_fp32;
+  std::map<std::string, float> thresholds;
+  if (precision == Precision::kInt8Static) {
+    const std::string data = name == std::string("fashion_mlp") ? "fashion" : name;
+    const auto calib = ReadFile<float>(ExampleDir() + data + "_calib_x.bin");
+    auto t = Calibrate(*graph, calib, CalibrationTensors(*graph), CalibrationOptions{});
+    EXPECT_TRUE(t.ok()) << t.status().ToString();
+    if (!t.ok()) return c;
+    thresholds = *t;
+    o.thresholds = &thresholds;
+  }
   auto q = QuantizeGraph(*graph, o, &c.plan);
   EXPECT_TRUE(q.ok()) << q.status().ToString();
   if (!q.ok()) return c;
@@ -111,8 +126,10 @@ struct Bound {
 };
 
 constexpr Example kExamples[] = {{"vibration", "vibration", 4}, {"fashion_mlp", "fashion", 10}};
-constexpr Bound kBounds[] = {
-    {Precision::kFp16, 1, 0.99}, {Precision::kInt8, 1, 0.97}, {Precision::kInt4, 4, 0.94}};
+constexpr Bound kBounds[] = {{Precision::kFp16, 1, 0.99},
+                             {Precision::kInt8, 1, 0.97},
+                             {Precision::kInt8Static, 1, 0.97},
+                             {Precision::kInt4, 4, 0.94}};
 
 class QuantExamplesTest : public ::testing::TestWithParam<Example> {};
 
@@ -165,12 +182,12 @@ TEST_P(QuantExamplesTest, LoadIsZeroCopy) {
   }
 }
 
-// int8 and int4 kernels give the same bits at every level, so the whole model does.
+// int8, int8-static and int4 kernels give the same bits at every level, so the whole model does.
 TEST_P(QuantExamplesTest, SameOutputsAtEveryCpuLevel) {
   const Example& ex = GetParam();
   const auto x = ReadFile<float>(ExampleDir() + ex.data + "_test_x.bin");
   const std::vector<float> subset(x.begin(), x.begin() + x.size() / 8);  // 32 samples
-  for (Precision p : {Precision::kInt8, Precision::kInt4}) {
+  for (Precision p : {Precision::kInt8, Precision::kInt8Static, Precision::kInt4}) {
     const Converted q = Convert(ex.model, p, /*pack_fp32=*/false);
     ASSERT_TRUE(q.model);
     std::vector<float> first;
@@ -217,9 +234,40 @@ TEST(QuantExamples, PlansArePinned) {
                             "/block1/block1.3/Conv=fp32", "/block2/block2.0/Conv=fp32",
                             "/block2/block2.4/Conv=fp32", "/fc/Gemm=fp32"};
   EXPECT_EQ(Plan(Convert("vibration", Precision::kInt8)), vibration_int8);
+  // int8-static: convs are int8 unless K < 64 (block1.3's 1x1 over 32 channels is faster fp32).
+  EXPECT_EQ(Plan(Convert("vibration", Precision::kInt8Static)),
+            (V{"/stem/stem.0/Conv=fp32", "/block1/block1.0/Conv=fp32", "/block1/block1.3/Conv=fp32",
+               "/block2/block2.0/Conv=int8-static", "/block2/block2.4/Conv=int8-static",
+               "/fc/Gemm=fp32"}));
+  EXPECT_EQ(Plan(Convert("fashion_mlp", Precision::kInt8Static)),
+            (V{"/fc1/Gemm=int8-static", "/fc2/Gemm=int8-static", "/fc3/Gemm=int8-static"}));
   EXPECT_EQ(Plan(Convert("vibration", Precision::kInt4)),
             (V{"/stem/stem.0/Conv=fp32", "/block1/block1.0/Conv=fp32", "/block1/block1.3/Conv=int4",
                "/block2/block2.0/Conv=int4", "/block2/block2.4/Conv=int4", "/fc/Gemm=fp32"}));
+}
+
+// Static int8 stays int8 between adjacent int8 layers: fc1 -> fc2 -> fc3 and block2.0 -> pool ->
+// block2.4 exchange int8 tensors; the region's edges take and give float.
+TEST(QuantExamples, StaticInt8Regions) {
+  const Converted mlp = Convert("fashion_mlp", Precision::kInt8Static);
+  ASSERT_TRUE(mlp.model);
+  ASSERT_EQ(mlp.plan.size(), 3u);
+  EXPECT_FALSE(mlp.plan[0].int8_input);
+  EXPECT_GT(mlp.plan[0].y_scale, 0.f);
+  EXPECT_TRUE(mlp.plan[1].int8_input);
+  EXPECT_EQ(mlp.plan[1].x_scale, mlp.plan[0].y_scale);
+  EXPECT_TRUE(mlp.plan[2].int8_input);
+  EXPECT_EQ(mlp.plan[2].y_scale, 0.f);  // the logits are float
+  int int8_tensors = 0;
+  for (const TensorDesc& t : mlp.model->graph().tensors) int8_tensors += t.dtype == DType::kInt8;
+  EXPECT_EQ(int8_tensors, 2);
+
+  const Converted cnn = Convert("vibration", Precision::kInt8Static);
+  ASSERT_TRUE(cnn.model);
+  std::vector<std::string> ops;
+  for (const Node& n : cnn.model->graph().nodes) ops.push_back(n.op);
+  EXPECT_EQ(ops, (std::vector<std::string>{"Conv", "Conv", "Conv", "MaxPool", "QConv", "QMaxPool",
+                                           "QConv", "GlobalAveragePool", "Reshape", "Dense"}));
 }
 
 TEST(QuantExamples, MlpFileSizes) {
