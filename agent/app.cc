@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -18,6 +19,7 @@
 
 #include "agent/error_publisher.h"
 #include "agent/log.h"
+#include "agent/memory_responder.h"
 #include "agent/model_loader.h"
 #include "agent/mqtt_link.h"
 #include "agent/outbox_publisher.h"
@@ -25,7 +27,12 @@
 #include "agent/router.h"
 #include "agent/signal_pipe.h"
 #include "agent/systemd_service.h"
+#include "agent/telemetry_json.h"
 #include "storage/outbox.h"
+#include "telemetry/memory_probe.h"
+#include "telemetry/memory_watchdog.h"
+#include "telemetry/prometheus_endpoint.h"
+#include "telemetry/telemetry_report.h"
 
 namespace edgeinfer::agent {
 namespace {
@@ -103,37 +110,6 @@ std::string Join(const std::vector<std::string>& v) {
   return s;
 }
 
-Json PipelineJson(const Pipeline& p) {
-  const PipelineStats s = p.stats();
-  Json rejected = Json::object();
-  for (int r = 0; r < static_cast<int>(RejectReason::kCount); ++r)
-    if (s.rejected[r]) rejected[RejectReasonName(static_cast<RejectReason>(r))] = s.rejected[r];
-  return {{"messages_in", s.messages_in},
-          {"windows", s.windows},
-          {"inferences", s.inferences},
-          {"batches", s.batches},
-          {"mean_batch_size", s.mean_batch_size},
-          {"max_batch", s.max_batch},
-          {"results_published", s.results_published},
-          {"queue_depth", s.queue_depth},
-          {"streams", s.streams},
-          {"rejected", rejected}};
-}
-
-Json LinkJson(const MqttLink& l) {
-  const LinkStats s = l.stats();
-  return {{"connected", s.connected},   {"connects", s.connects},
-          {"reconnects", s.reconnects}, {"messages_in", s.messages_in},
-          {"published", s.published},   {"publish_failures", s.publish_failures}};
-}
-
-int64_t RssBytes() {
-  std::ifstream in("/proc/self/statm");
-  int64_t size = 0, resident = 0;
-  in >> size >> resident;
-  return resident * sysconf(_SC_PAGESIZE);
-}
-
 }  // namespace
 
 Status CheckConfig(const AgentConfig& config) {
@@ -172,7 +148,15 @@ struct App::Impl {
   std::vector<std::shared_ptr<Pipeline>> pipelines;
   std::unique_ptr<MqttLink> source;
   std::unique_ptr<SystemdService> service;
-  mutable std::mutex pipelines_mu;  // `pipelines` is replaced on reload; the pinger reads it
+  SystemMemorySource memory_source;
+  std::unique_ptr<MemoryResponder> memory_responder;
+  std::unique_ptr<MemoryWatchdog> memory_watchdog;  // null when [memory] watchdog = false
+  std::unique_ptr<TelemetryReporter> reporter;
+  std::unique_ptr<PrometheusEndpoint> prometheus;
+  std::mutex report_mu;  // the latest report, for the Prometheus endpoint's thread
+  Json last_report = Json::object();
+  std::atomic<bool> report_now{false};  // a memory level change: report at once
+  mutable std::mutex pipelines_mu;      // `pipelines` is replaced on reload; the pinger reads it
   Clock::time_point next_status{};
   bool shut_down = false;
 
@@ -187,9 +171,20 @@ struct App::Impl {
   int Loop();
   void Reload();
   void ReloadConfig();
-  void PublishTelemetry();
+  // Builds a report, keeps it for the Prometheus endpoint and, when `publish` and
+  // telemetry.interval_s > 0, publishes it.
+  void PublishTelemetry(bool publish = true);
   void Shutdown();
   double StuckSeconds() const;
+  std::vector<std::shared_ptr<Pipeline>> CurrentPipelines() const;
+  Status StartHealth();
+  Json BuildReport();
+  // Seconds between reports: telemetry.interval_s; 10 when only the Prometheus endpoint wants
+  // them; 0 for none.
+  int ReportInterval() const {
+    if (config.telemetry.interval_s > 0) return config.telemetry.interval_s;
+    return config.telemetry.prometheus_port > 0 ? 10 : 0;
+  }
   std::string StatusLine() const;
   void UpdateService();
 };
@@ -245,9 +240,9 @@ Result<std::shared_ptr<Pipeline>> App::Impl::MakePipeline(const AgentConfig& c, 
 }
 
 int App::Impl::Loop() {
-  auto next_telemetry = Clock::now() + std::chrono::seconds(config.telemetry.interval_s);
+  auto next_telemetry = Clock::now() + std::chrono::seconds(ReportInterval());
   while (true) {
-    const int interval = config.telemetry.interval_s;
+    const int interval = ReportInterval();
     int timeout_ms = 1000;
     if (interval > 0) {
       auto left =
@@ -265,9 +260,9 @@ int App::Impl::Loop() {
         return 0;
       }
     }
-    if (interval > 0 && Clock::now() >= next_telemetry) {
+    if ((interval > 0 && Clock::now() >= next_telemetry) || report_now.exchange(false)) {
       PublishTelemetry();
-      next_telemetry = Clock::now() + std::chrono::seconds(config.telemetry.interval_s);
+      next_telemetry = Clock::now() + std::chrono::seconds(ReportInterval());
     }
   }
 }
@@ -307,6 +302,7 @@ void App::Impl::ReloadConfig() {
       Log("error", "reload refused, nothing applied: " + rebuilt.status().message());
       return;
     }
+    if (memory_responder) memory_responder->Apply(**rebuilt);  // the current memory level
     next[i] = std::move(*rebuilt);
   }
   for (size_t i : changed) old.push_back(pipelines[i]);
@@ -328,33 +324,72 @@ void App::Impl::ReloadConfig() {
                   ", pipelines rebuilt: " + (names.empty() ? "none" : Join(names)));
 }
 
-void App::Impl::PublishTelemetry() {
-  Json pipes = Json::object();
-  for (const auto& p : pipelines) pipes[p->name()] = PipelineJson(*p);
-  const OutboxStats o = publisher->stats();
-  Json j = {
+// The telemetry report: telemetry/'s sections (process, memory, watchdog, metrics) and the
+// agent's own (pipelines, links, outbox, rejections).
+Json App::Impl::BuildReport() {
+  const ReportHeader header{AgentVersion(), boot_id, config.device_id,
+                            std::chrono::duration<double>(Clock::now() - started).count(),
+                            static_cast<double>(config.telemetry.interval_s)};
+  Json extra = {
       {"ts", UnixMs()},
-      {"device", config.device_id},
-      {"boot_id", boot_id},
-      {"version", AgentVersion()},
-      {"uptime_s", std::chrono::duration<double>(Clock::now() - started).count()},
-      {"rss_bytes", RssBytes()},
-      {"pipelines", pipes},
       {"unknown_topics", router->unknown_topics()},
       {"rejected", errors->Counts()},
-      {"links", {{"source", LinkJson(*source)}, {"sink", LinkJson(*sink)}}},
-      {"outbox",
-       {{"depth_rows", o.depth_rows},
-        {"in_flight_rows", o.in_flight_rows},
-        {"dropped_rows", o.dropped_rows},
-        {"dropped_bytes", o.dropped_bytes},
-        {"memory_rows", o.memory_rows},
-        {"degraded", o.degraded},
-        {"corruption_events", o.corruption_events},
-        {"last_error", o.last_error},
-        {"delivered", publisher->delivered()}}},
+      {"links", {{"source", LinkJson(source->stats())}, {"sink", LinkJson(sink->stats())}}},
+      {"outbox", OutboxJson(publisher->stats(), publisher->delivered())},
+      {"memory_shed", memory_responder->shed()},
   };
-  sink->Publish(Topic("telemetry"), j.dump(), 0, false, 0);
+  Json j = reporter->Build(header, extra);
+  Json& pipes = j["pipelines"];
+  if (!pipes.is_object()) pipes = Json::object();
+  for (const auto& p : CurrentPipelines()) pipes[p->name()].update(PipelineJson(p->stats()));
+  if (j.contains("process")) j["rss_bytes"] = j["process"].value("rss_bytes", int64_t{0});
+  return j;
+}
+
+void App::Impl::PublishTelemetry(bool publish) {
+  Json j = BuildReport();
+  const std::string payload = j.dump(-1, ' ', false, Json::error_handler_t::replace);
+  {
+    std::lock_guard<std::mutex> lock(report_mu);
+    last_report = std::move(j);
+  }
+  if (publish && config.telemetry.interval_s > 0)
+    sink->Publish(Topic("telemetry"), payload, 0, false, 0);
+}
+
+// The memory watchdog, the telemetry reporter and the optional Prometheus endpoint.
+Status App::Impl::StartHealth() {
+  memory_responder = std::make_unique<MemoryResponder>([this] { return CurrentPipelines(); },
+                                                       [this] { publisher->ReleaseMemory(); });
+  if (config.memory.watchdog) {
+    const MemoryConfig& m = config.memory;
+    MemoryWatchdogOptions o{m.step_down,          m.critical, m.recover, m.recover_hold_s * 1000LL,
+                            m.psi_full_step_down, m.poll_ms};
+    memory_watchdog = std::make_unique<MemoryWatchdog>(
+        memory_source, *memory_responder, o, [this](const MemoryTransition& t) {
+          Log(t.to > t.from ? "warning" : "info", DescribeTransition(t));
+          report_now = true;
+        });
+    EI_RETURN_IF_ERROR(memory_watchdog->Start());
+  }
+  reporter = std::make_unique<TelemetryReporter>(nullptr, &memory_source, memory_watchdog.get());
+  PublishTelemetry(false);  // what the endpoint serves until the first interval
+  if (config.telemetry.prometheus_port > 0) {
+    PrometheusEndpointOptions o;
+    o.port = config.telemetry.prometheus_port;
+    EI_ASSIGN_OR_RETURN(prometheus, PrometheusEndpoint::Start(o, [this] {
+                          std::lock_guard<std::mutex> lock(report_mu);
+                          return PrometheusText(last_report);
+                        }));
+    Log("info", "Prometheus metrics on http://127.0.0.1:" + std::to_string(prometheus->port()) +
+                    "/metrics");
+  }
+  return Status::Ok();
+}
+
+std::vector<std::shared_ptr<Pipeline>> App::Impl::CurrentPipelines() const {
+  std::lock_guard<std::mutex> lock(pipelines_mu);
+  return pipelines;
 }
 
 double App::Impl::StuckSeconds() const {
@@ -396,20 +431,25 @@ void App::Impl::Shutdown() {
   if (shut_down) return;
   shut_down = true;
   service->Stopping("stopping: draining queued inputs and the outbox");
+  if (memory_watchdog) memory_watchdog->Stop();
+  if (prometheus) prometheus->Stop();
   router->Close();
   source->Stop("", 2000);
   for (auto& p : pipelines) p->Stop();
   if (!publisher->Drain(kDrainTimeout))
     Log("warning", std::to_string(publisher->stats().depth_rows) +
                        " results not yet delivered stay in the outbox for the next start");
-  if (config.telemetry.interval_s > 0) PublishTelemetry();
+  if (reporter) PublishTelemetry();
   publisher->Stop();
   sink->Stop(StatusPayload("offline", boot_id, "shutdown"), 3000);
   Log("info", "stopped; " + std::to_string(publisher->delivered()) + " results delivered");
 }
 
 App::Impl::~Impl() {
-  // Callbacks first: no source message, then no pipeline result, then no sink event.
+  // Callbacks first: no memory action, no source message, then no pipeline result, then no
+  // sink event.
+  if (memory_watchdog) memory_watchdog->Stop();
+  if (prometheus) prometheus->Stop();
   if (router) router->Close();
   if (source && !shut_down) source->Stop("", 1000);
   for (auto& p : pipelines) p->Stop();
@@ -439,6 +479,11 @@ int App::Run() {
     return 1;
   }
   a.publisher->Start();
+  st = a.StartHealth();
+  if (!st.ok()) {
+    Log("error", st.ToString());
+    return 1;
+  }
   Log("info", "running " + std::to_string(a.pipelines.size()) + " pipeline(s) as device '" +
                   a.config.device_id + "', boot " + a.boot_id + "; source " + a.config.source.uri +
                   ", sink " + a.config.sink.uri);

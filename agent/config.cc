@@ -420,6 +420,20 @@ void ParseDevice(const toml::table* t, const std::string& base_dir, Errors* erro
   c->state_dir = ResolvePath(c->state_dir, base_dir);
 }
 
+void ParseMemory(const toml::table* t, Errors* errors, MemoryConfig* m) {
+  TableReader r(t, "memory", errors);
+  r.Bool("watchdog", &m->watchdog);
+  r.Double("step_down", 0.05, 1.0, &m->step_down);
+  r.Double("critical", 0.05, 1.0, &m->critical);
+  r.Double("recover", 0.01, 1.0, &m->recover);
+  r.Int("recover_hold_s", 0, 86400, &m->recover_hold_s);
+  r.Double("psi_full_step_down", 0.0, 100.0, &m->psi_full_step_down);
+  r.Int("poll_ms", 10, 60000, &m->poll_ms);
+  r.Finish();
+  if (!(m->recover < m->step_down && m->step_down <= m->critical))
+    errors->Add("memory", "needs recover < step_down <= critical");
+}
+
 void ParseOutbox(const toml::table* t, Errors* errors, OutboxConfig* o) {
   TableReader r(t, "outbox", errors);
   r.Int64("max_bytes", 4096, int64_t{1} << 40, &o->max_bytes);
@@ -492,7 +506,9 @@ Result<AgentConfig> ParseWithName(const std::string& text, const std::string& ba
   ParsePipelines(r, base_dir, &errors, &c);
   TableReader telemetry(r.Table("telemetry"), "telemetry", &errors);
   telemetry.Int("interval_s", 0, 86400, &c.telemetry.interval_s);
+  telemetry.Int("prometheus_port", 0, 65535, &c.telemetry.prometheus_port);
   telemetry.Finish();
+  ParseMemory(r.Table("memory"), &errors, &c.memory);
   ParseOutbox(r.Table("outbox"), &errors, &c.outbox);
   r.Int("errors_per_minute", 0, 60000, &c.errors_per_minute);
   r.Finish();
@@ -596,6 +612,15 @@ std::string ConfigToToml(const AgentConfig& c) {
   PrintLink(os, "sink", c.sink);
   os << "\n[telemetry]\n";
   Kv(os, "interval_s", c.telemetry.interval_s);
+  Kv(os, "prometheus_port", c.telemetry.prometheus_port);
+  os << "\n[memory]\n";
+  Kv(os, "watchdog", c.memory.watchdog);
+  Kv(os, "step_down", c.memory.step_down);
+  Kv(os, "critical", c.memory.critical);
+  Kv(os, "recover", c.memory.recover);
+  Kv(os, "recover_hold_s", c.memory.recover_hold_s);
+  Kv(os, "psi_full_step_down", c.memory.psi_full_step_down);
+  Kv(os, "poll_ms", c.memory.poll_ms);
   os << "\n[outbox]\n";
   Kv(os, "max_bytes", c.outbox.max_bytes);
   Kv(os, "max_age_s", c.outbox.max_age_s);

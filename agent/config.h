@@ -70,7 +70,20 @@ struct PipelineConfig {
 };
 
 struct TelemetryConfig {
-  int interval_s = 10;
+  int interval_s = 10;      // 0: no telemetry messages
+  int prometheus_port = 0;  // Prometheus text on 127.0.0.1:PORT/metrics; 0: off
+};
+
+// The memory watchdog (telemetry/memory_watchdog.h): fractions of the tightest memory limit
+// (cgroup v2/v1, else the machine's memory).
+struct MemoryConfig {
+  bool watchdog = true;
+  double step_down = 0.70;  // halve every pipeline's maximum batch, re-plan, trim caches
+  double critical = 0.85;   // batch 1, shed the oldest queued inputs
+  double recover = 0.60;    // below it for recover_hold_s: one step back up
+  int recover_hold_s = 30;
+  double psi_full_step_down = 10.0;  // PSI full avg10 percent that steps down early; 0: off
+  int poll_ms = 1000;
 };
 
 // The result outbox (state_dir/outbox.db); see docs/outbox.md. Applied at start only.
@@ -92,6 +105,7 @@ struct AgentConfig {
   bool sink_configured = false;
   std::vector<PipelineConfig> pipelines;
   TelemetryConfig telemetry;
+  MemoryConfig memory;
   OutboxConfig outbox;
   int errors_per_minute = 60;  // rate limit of the errors topic
   std::string config_path;     // where it was read from (relative model paths resolve here)

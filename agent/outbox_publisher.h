@@ -46,6 +46,8 @@ class OutboxPublisher final : public ResultPublisher,
   // Waits until every result handed over so far is acknowledged by the broker.
   bool Drain(std::chrono::steady_clock::duration timeout);
   OutboxStats stats() const { return outbox_->Stats(); }
+  // SQLite's page cache back to the heap (memory watchdog); the outbox serialises it.
+  int64_t ReleaseMemory() { return outbox_->ReleaseMemory(); }
   uint64_t delivered() const { return delivered_.load(std::memory_order_relaxed); }
 
  private:
@@ -58,6 +60,7 @@ class OutboxPublisher final : public ResultPublisher,
   MqttLink* sink_;
   const int qos_;
   const size_t max_in_flight_;
+  const size_t ack_wake_;  // PUBACKs that wake the loop together
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<OutboxMessage> pending_;

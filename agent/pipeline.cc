@@ -362,6 +362,11 @@ PipelineStats Pipeline::stats() const {
   s.streams = i.streams.load(std::memory_order_relaxed);
   s.mean_batch_size = b.mean_batch_size;
   s.max_batch = b.max_batch;
+  s.max_batch_ceiling = i.batcher->max_batch_ceiling();
+  for (const WorkerStats& w : b.workers) {
+    s.planned_max_batch = std::max(s.planned_max_batch, w.max_batch);
+    s.arena_bytes += w.arena_bytes;
+  }
   return s;
 }
 

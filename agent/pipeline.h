@@ -71,7 +71,10 @@ struct PipelineStats {
   uint64_t queue_depth = 0;
   uint64_t streams = 0;          // streams with open windows
   double mean_batch_size = 0;
-  int max_batch = 0;
+  int max_batch = 0;          // the current target (the memory watchdog lowers it)
+  int max_batch_ceiling = 0;  // batch.max_size as the model allows it
+  int planned_max_batch = 0;  // the largest batch a worker's arena is planned for now
+  uint64_t arena_bytes = 0;   // every worker's arena
 };
 
 class Pipeline {

@@ -900,6 +900,14 @@ void Outbox::ReleaseInFlight() {
   impl_->Release();
 }
 
+int64_t Outbox::ReleaseMemory() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!impl_->db) return 0;
+  const int64_t before = sqlite3_memory_used();
+  sqlite3_db_release_memory(impl_->db->get());
+  return std::max<int64_t>(before - sqlite3_memory_used(), 0);
+}
+
 OutboxStats Outbox::Stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   return impl_->Stats();

@@ -129,6 +129,9 @@ class Outbox {
   void ReleaseInFlight();
 
   OutboxStats Stats() const;
+  // Gives SQLite's page cache for this database back to the heap (sqlite3_db_release_memory),
+  // for the memory watchdog; the next queries read the pages again. Returns the bytes freed.
+  int64_t ReleaseMemory();
   // What happened at Open: OK, kCorruption (file moved aside, fresh database started), or the
   // error that put the Outbox in memory mode.
   Status open_status() const;
