@@ -5,7 +5,6 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
-
 #include <nlohmann/json.hpp>
 
 namespace edgeinfer {
@@ -55,35 +54,75 @@ Status Profiler::WriteChromeTrace(const std::string& path) const {
   return Status::Ok();
 }
 
-std::string Profiler::SummaryTable() const {
-  struct Row {
-    int64_t calls = 0;
-    int64_t total_ns = 0;
-  };
-  std::map<std::string, Row> by_op;
-  int64_t total = 0;
-  for (const Event& e : events_) {
-    Row& r = by_op[e.category];
-    ++r.calls;
-    r.total_ns += e.dur_ns;
-    total += e.dur_ns;
+std::vector<int64_t> Profiler::SelfTimes() const {
+  // Outer spans first: by start, then the longer (later end) first, then the later recorded.
+  std::vector<size_t> order(events_.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [this](size_t a, size_t b) {
+    const Event& x = events_[a];
+    const Event& y = events_[b];
+    if (x.start_ns != y.start_ns) return x.start_ns < y.start_ns;
+    if (x.dur_ns != y.dur_ns) return x.dur_ns > y.dur_ns;
+    return a > b;
+  });
+  std::vector<int64_t> self(events_.size());
+  std::vector<size_t> open;  // the chain of spans enclosing the current one, outermost first
+  for (size_t i : order) {
+    const Event& e = events_[i];
+    const int64_t end = e.start_ns + e.dur_ns;
+    while (!open.empty()) {
+      const Event& top = events_[open.back()];
+      if (e.start_ns >= top.start_ns && end <= top.start_ns + top.dur_ns) break;
+      open.pop_back();
+    }
+    self[i] = e.dur_ns;
+    if (!open.empty()) self[open.back()] -= e.dur_ns;
+    open.push_back(i);
   }
-  std::vector<std::pair<std::string, Row>> rows(by_op.begin(), by_op.end());
-  std::sort(rows.begin(), rows.end(),
-            [](const auto& a, const auto& b) { return a.second.total_ns > b.second.total_ns; });
+  // Overlapping siblings (spans from other threads) could take a parent below zero.
+  for (int64_t& v : self) v = std::max<int64_t>(v, 0);
+  return self;
+}
+
+std::vector<Profiler::SummaryRow> Profiler::Summary() const {
+  const std::vector<int64_t> self = SelfTimes();
+  std::map<std::string, SummaryRow> by_op;
+  for (size_t i = 0; i < events_.size(); ++i) {
+    SummaryRow& r = by_op[events_[i].category];
+    ++r.calls;
+    r.self_ns += self[i];
+    r.inclusive_ns += events_[i].dur_ns;
+  }
+  std::vector<SummaryRow> rows;
+  for (auto& [op, r] : by_op) {
+    r.op = op;
+    rows.push_back(r);
+  }
+  std::stable_sort(rows.begin(), rows.end(),
+                   [](const SummaryRow& a, const SummaryRow& b) { return a.self_ns > b.self_ns; });
+  return rows;
+}
+
+std::string Profiler::SummaryTable() const {
+  const std::vector<SummaryRow> rows = Summary();
+  int64_t total = 0;
+  for (const SummaryRow& r : rows) total += r.self_ns;
   std::string out;
-  char line[160];
-  std::snprintf(line, sizeof line, "%-22s %8s %12s %12s %7s\n", "op", "calls", "total_ms",
-                "mean_us", "share");
+  char line[192];
+  std::snprintf(line, sizeof line, "%-22s %8s %12s %12s %12s %7s\n", "op", "calls", "self_ms",
+                "incl_ms", "mean_us", "share");
   out += line;
-  for (const auto& [op, r] : rows) {
-    std::snprintf(line, sizeof line, "%-22s %8lld %12.3f %12.2f %6.1f%%\n", op.c_str(),
-                  static_cast<long long>(r.calls), r.total_ns / 1e6,
-                  r.total_ns / 1e3 / static_cast<double>(r.calls),
-                  total ? 100.0 * r.total_ns / total : 0.0);
+  for (const SummaryRow& r : rows) {
+    std::snprintf(line, sizeof line, "%-22s %8lld %12.3f %12.3f %12.2f %6.1f%%\n", r.op.c_str(),
+                  static_cast<long long>(r.calls), r.self_ns / 1e6, r.inclusive_ns / 1e6,
+                  r.self_ns / 1e3 / static_cast<double>(r.calls),
+                  total ? 100.0 * r.self_ns / total : 0.0);
     out += line;
   }
+  std::snprintf(line, sizeof line, "%-22s %8s %12.3f\n", "total (self)", "", total / 1e6);
+  out += line;
   if (dropped_) out += "(" + std::to_string(dropped_) + " events dropped past capacity)\n";
+  out += "self = time less that of the spans nested inside (e.g. a Gemm's quantize)\n";
   return out;
 }
 

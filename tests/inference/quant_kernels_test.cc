@@ -5,6 +5,7 @@
 // scales), on odd shapes, extreme values and zeros.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -546,6 +547,68 @@ TEST(QuantGemm, EveryLevelMatchesScalarReference) {
                                           << i << "," << j << ": " << a << " vs " << r;
             }
           }
+        }
+      }
+    }
+  }
+}
+
+// The register tiling of the int8 and q4 kernels (rows of X in blocks, weight rows in blocks, the
+// rows and columns left over, the M = 1 GEMV path): every M from 1 to 17 against N off every
+// block size and K odd, short and long, at every level, bit-exact with the scalar reference. Each
+// shape runs with signed activations and with non-negative ones (after a ReLU), which the AVX2
+// int8 kernel feeds down a separate path; and with one negative code in the last row only, which
+// must send the whole product down the signed path.
+TEST(QuantGemm, EveryTileShapeMatchesScalarForSignedAndNonNegativeActivations) {
+  enum class Sign { kMixed, kNonNegative, kLastNegative };
+  const int64_t ns[] = {1, 2, 3, 5, 7, 9, 13};
+  const int64_t ks[] = {1, 33, 95, 800, 2049};
+  uint32_t seed = 500;
+  int cases = 0;
+  for (WeightFormat f : {WeightFormat::kInt8, WeightFormat::kQ4}) {
+    for (int64_t m = 1; m <= 17; ++m) {
+      const int64_t n = ns[m % 7], k = ks[m % 5];
+      Weights w(f, n, k, Random(static_cast<size_t>(n * k), ++seed));
+      const std::vector<float> bias = Random(static_cast<size_t>(n), ++seed);
+      for (Sign sign : {Sign::kMixed, Sign::kNonNegative, Sign::kLastNegative}) {
+        std::vector<float> x = Random(static_cast<size_t>(m * k), ++seed, -2.f, 2.f);
+        if (sign != Sign::kMixed) {
+          for (float& v : x) v = std::fabs(v);
+        }
+        if (sign == Sign::kLastNegative) x[(m - 1) * k + k / 2] = -1.5f;
+        const std::vector<float> ref = RunGemm(CpuLevel::kScalar, w, m, x, bias.data());
+        for (CpuLevel level : TestedLevels()) {
+          const std::vector<float> y = RunGemm(level, w, m, x, bias.data());
+          for (size_t i = 0; i < y.size(); ++i) {
+            ASSERT_EQ(Bits(y[i]), Bits(ref[i]))
+                << WeightFormatName(f) << " " << CpuLevelName(level) << " m=" << m << " k=" << k
+                << " n=" << n << " sign=" << static_cast<int>(sign) << " at " << i;
+          }
+          ++cases;
+        }
+      }
+    }
+  }
+  EXPECT_EQ(cases, static_cast<int>(2 * 17 * 3 * TestedLevels().size()));
+}
+
+// The same at the fashion MLP's batch-16 shapes (K a multiple of 32 and not, N of 2048 and 768
+// off no block), where the tiles run their full length.
+TEST(QuantGemm, Batch16ModelShapesMatchScalar) {
+  const Shape shapes[] = {{16, 784, 70}, {16, 2048, 22}, {8, 768, 10}};
+  uint32_t seed = 700;
+  for (const Shape& s : shapes) {
+    Weights w(WeightFormat::kInt8, s.n, s.k, Random(static_cast<size_t>(s.n * s.k), ++seed));
+    for (bool relu : {false, true}) {
+      std::vector<float> x = Random(static_cast<size_t>(s.m * s.k), ++seed, -3.f, 3.f);
+      if (relu) {
+        for (float& v : x) v = std::max(v, 0.f);
+      }
+      const std::vector<float> ref = RunGemm(CpuLevel::kScalar, w, s.m, x, nullptr);
+      for (CpuLevel level : TestedLevels()) {
+        const std::vector<float> y = RunGemm(level, w, s.m, x, nullptr);
+        for (size_t i = 0; i < y.size(); ++i) {
+          ASSERT_EQ(Bits(y[i]), Bits(ref[i])) << CpuLevelName(level) << " k=" << s.k << " " << i;
         }
       }
     }
