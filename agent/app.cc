@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -110,6 +111,16 @@ std::string Join(const std::vector<std::string>& v) {
   return s;
 }
 
+// The recordings since `*last` (the whole histogram when it is newer than *last: a pipeline
+// rebuilt by a reload), and `now` becomes *last.
+HistogramSnapshot Interval(HistogramSnapshot now, HistogramSnapshot* last) {
+  HistogramSnapshot since = last->count <= now.count && last->buckets.size() == now.buckets.size()
+                                ? now.Since(*last)
+                                : now;
+  *last = std::move(now);
+  return since;
+}
+
 }  // namespace
 
 Status CheckConfig(const AgentConfig& config) {
@@ -156,7 +167,11 @@ struct App::Impl {
   std::mutex report_mu;  // the latest report, for the Prometheus endpoint's thread
   Json last_report = Json::object();
   std::atomic<bool> report_now{false};  // a memory level change: report at once
-  mutable std::mutex pipelines_mu;      // `pipelines` is replaced on reload; the pinger reads it
+  struct LatencySnapshots {
+    HistogramSnapshot inference, end_to_end;
+  };
+  std::map<std::string, LatencySnapshots> last_latency;  // per pipeline, at the last report
+  mutable std::mutex pipelines_mu;  // `pipelines` is replaced on reload; the pinger reads it
   Clock::time_point next_status{};
   bool shut_down = false;
 
@@ -337,11 +352,18 @@ Json App::Impl::BuildReport() {
       {"links", {{"source", LinkJson(source->stats())}, {"sink", LinkJson(sink->stats())}}},
       {"outbox", OutboxJson(publisher->stats(), publisher->delivered())},
       {"memory_shed", memory_responder->shed()},
+      {"memory_capped_batches", memory_responder->capped()},
   };
   Json j = reporter->Build(header, extra);
   Json& pipes = j["pipelines"];
   if (!pipes.is_object()) pipes = Json::object();
-  for (const auto& p : CurrentPipelines()) pipes[p->name()].update(PipelineJson(p->stats()));
+  for (const auto& p : CurrentPipelines()) {
+    Json& pj = pipes[p->name()];
+    pj.update(PipelineJson(p->stats()));
+    LatencySnapshots& last = last_latency[p->name()];
+    pj["inference_ms"] = Interval(p->inference_ms(), &last.inference).ToJson();
+    pj["latency_ms"] = Interval(p->latency_ms(), &last.end_to_end).ToJson();
+  }
   if (j.contains("process")) j["rss_bytes"] = j["process"].value("rss_bytes", int64_t{0});
   return j;
 }
@@ -370,6 +392,8 @@ Status App::Impl::StartHealth() {
           Log(t.to > t.from ? "warning" : "info", DescribeTransition(t));
           report_now = true;
         });
+    // Between two polls one large batch could touch more arena than the limit leaves.
+    memory_responder->GuardArenaGrowth(memory_source, (m.step_down + m.critical) / 2);
     EI_RETURN_IF_ERROR(memory_watchdog->Start());
   }
   reporter = std::make_unique<TelemetryReporter>(nullptr, &memory_source, memory_watchdog.get());

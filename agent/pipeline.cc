@@ -170,6 +170,7 @@ struct Pipeline::Impl final : ResultSink {
   std::atomic<uint64_t> sequence{0};
 
   std::atomic<uint64_t> messages_in{0}, windows_formed{0}, published{0}, streams{0};
+  Histogram inference_ms, latency_ms;  // lock-free Record on the workers
   std::atomic<uint64_t> rejected[kReasons] = {};
 
   std::unique_ptr<PendingTable> pending;
@@ -270,6 +271,8 @@ void Pipeline::Impl::Publish(const Completion& c, const PendingInput& p) {
   r.sequence = sequence.fetch_add(1, std::memory_order_relaxed) + 1;
   r.published_at_ms = UnixMs();
   r.latency_ms = static_cast<double>(Batcher::NowNs() - p.steady_ns) / 1e6;
+  latency_ms.Record(r.latency_ms);
+  inference_ms.Record(static_cast<double>(c.run_ns) / 1e6);
   writer->Write(r, &payload);
   size_hint = payload.size();
   publisher->PublishResult(config.name, r.sequence, result_topic, std::move(payload));
@@ -369,6 +372,9 @@ PipelineStats Pipeline::stats() const {
   }
   return s;
 }
+
+HistogramSnapshot Pipeline::inference_ms() const { return impl_->inference_ms.Snapshot(); }
+HistogramSnapshot Pipeline::latency_ms() const { return impl_->latency_ms.Snapshot(); }
 
 double Pipeline::StuckSeconds() const {
   const Batcher& b = *impl_->batcher;

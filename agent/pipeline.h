@@ -25,6 +25,7 @@
 #include <string_view>
 
 #include "agent/config.h"
+#include "telemetry/metrics.h"
 #include "common/status.h"
 #include "inference/model.h"
 
@@ -99,6 +100,10 @@ class Pipeline {
   void SetMaxBatch(int max_batch);
   size_t ShedOldest(size_t n);
   PipelineStats stats() const;
+  // Cumulative latency histograms (ms): a batch's Session::Run per result, and end to end from
+  // the message's arrival to the result handed to the publisher.
+  HistogramSnapshot inference_ms() const;
+  HistogramSnapshot latency_ms() const;
   // Seconds the pipeline has made no progress: the slowest busy worker's time on its batch, or
   // how long the oldest queued input is overdue (0 when idle): the systemd watchdog's input.
   double StuckSeconds() const;

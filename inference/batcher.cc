@@ -55,7 +55,24 @@ Status CheckOptions(const BatcherOptions& o) {
   return Status::Ok();
 }
 
+// The process-wide ArenaGrowthGuard. The flag spares the workers the lock when there is none.
+std::mutex g_guard_mu;
+std::shared_ptr<ArenaGrowthGuard> g_guard;
+std::atomic<bool> g_guard_set{false};
+
+std::shared_ptr<ArenaGrowthGuard> CurrentGuard() {
+  if (!g_guard_set.load(std::memory_order_acquire)) return nullptr;
+  std::lock_guard<std::mutex> lock(g_guard_mu);
+  return g_guard;
+}
+
 }  // namespace
+
+void SetArenaGrowthGuard(std::shared_ptr<ArenaGrowthGuard> guard) {
+  std::lock_guard<std::mutex> lock(g_guard_mu);
+  g_guard_set.store(guard != nullptr, std::memory_order_release);
+  g_guard = std::move(guard);
+}
 
 struct alignas(64) Batcher::Worker {
   std::unique_ptr<Session> session;
@@ -64,9 +81,11 @@ struct alignas(64) Batcher::Worker {
   std::vector<std::span<const float>> spans;  // one per output, for the sample being delivered
   int target_seen = 0;                        // the target the session was last planned for
   int limit = 1;                              // largest batch this worker may take now
+  int ran = 0;  // largest batch run since the arena was planned: its pages are resident
   uint64_t batch_seq = 0;
   Status broken;  // no arena could be planned: batches fail with this until a re-plan works
   std::thread thread;
+  int64_t run_ns = 0;  // the last batch's Session::Run time
 
   // Read lock-free by stats().
   std::atomic<uint64_t> batches{0};
@@ -284,6 +303,7 @@ void Batcher::MaybeReplan(Worker& w) {
   if (!s.ok() && target > 1) s = w.session->Replan(1);
   if (!s.ok()) replan_failures_.fetch_add(1, std::memory_order_relaxed);
   w.broken = s;
+  w.ran = 0;  // a fresh mapping: nothing resident yet
   w.limit = s.ok() ? std::min(target, w.session->max_batch()) : target;
   w.PublishPlan();
   w.Progress();
@@ -301,10 +321,27 @@ int Batcher::WaitForBatch(Worker& w) {
     }
     const size_t limit = static_cast<size_t>(w.limit);
     const int64_t deadline = entries_[head_].submit_ns + timeout_.count();
-    if (count_ >= limit || stopping_ || NowNs() >= deadline)
-      return TakeLocked(w, static_cast<int>(std::min(count_, limit)));
+    if (count_ >= limit || stopping_ || NowNs() >= deadline) {
+      const int n = static_cast<int>(std::min(count_, limit));
+      if (n <= w.ran) return TakeLocked(w, n);
+      // Growing into untouched arena pages: ask the guard, without the lock (it may read files).
+      lock.unlock();
+      const int allowed = AllowGrowth(w, n);
+      lock.lock();
+      if (w.target_seen != target_max_batch_) return 0;
+      if (count_ == 0) continue;  // shed meanwhile
+      return TakeLocked(w, std::min({allowed, n, static_cast<int>(count_)}));
+    }
     work_cv_.wait_until(lock, SteadyTime(std::chrono::nanoseconds(deadline)));
   }
+}
+
+int Batcher::AllowGrowth(const Worker& w, int wanted) {
+  const std::shared_ptr<ArenaGrowthGuard> guard = CurrentGuard();
+  if (!guard || w.session->arena_bytes() == 0) return wanted;
+  const size_t per_sample =
+      w.session->arena_bytes() / static_cast<size_t>(std::max(1, w.session->max_batch()));
+  return std::clamp(guard->Allow(w.ran, wanted, per_sample), 1, wanted);
 }
 
 // Gathers the n oldest samples (at most two contiguous runs of the ring) into w's batch.
@@ -319,6 +356,7 @@ int Batcher::TakeLocked(Worker& w, int n) {
   count_ -= count;
   PublishDepthLocked();
   w.batch_seq = next_batch_seq_++;
+  w.ran = std::max(w.ran, n);
   w.busy.store(true, std::memory_order_relaxed);
   w.Progress();
   if (count_ > 0) work_cv_.notify_one();  // another idle worker can start on the rest
@@ -329,7 +367,9 @@ void Batcher::RunBatch(Worker& w, int n) {
   Status status = w.broken;
   if (status.ok()) {
     const float* in = w.input.data();
+    const int64_t start = NowNs();
     status = w.session->Run({&in, 1}, n);
+    w.run_ns = NowNs() - start;
   }
   w.Progress();
   batches_.fetch_add(1, std::memory_order_relaxed);
@@ -351,8 +391,8 @@ void Batcher::Deliver(Worker& w, int n, const Status& status) {
     }
     // Counted before the call, so a sink that sees its last result also sees it counted.
     (status.ok() ? completed_ : failed_).fetch_add(1, std::memory_order_relaxed);
-    e.sink->OnResult(
-        Completion{e.request_id, e.sequence, w.batch_seq, i, n, e.submit_ns, status, outputs});
+    e.sink->OnResult(Completion{e.request_id, e.sequence, w.batch_seq, i, n, e.submit_ns, status,
+                                outputs, w.run_ns});
     w.Progress();
   }
 }

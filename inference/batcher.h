@@ -62,6 +62,7 @@ struct Completion {
   const Status& status;  // OK, or why there are no outputs
   // One span per model output, each output_sample_elements(o) floats; empty on error.
   std::span<const std::span<const float>> outputs;
+  int64_t run_ns = 0;  // how long the batch's Session::Run took (0 when never run)
 };
 
 // Receives results. Called from a worker thread for results and Run errors, from the thread
@@ -170,6 +171,7 @@ class Batcher {
   void WorkerLoop(Worker& w);
   void MaybeReplan(Worker& w);
   int WaitForBatch(Worker& w);
+  int AllowGrowth(const Worker& w, int wanted);
   int TakeLocked(Worker& w, int n);
   void RunBatch(Worker& w, int n);
   void Deliver(Worker& w, int n, const Status& status);
@@ -208,6 +210,24 @@ class Batcher {
   std::atomic<size_t> queue_depth_{0};
   std::atomic<int> target_atomic_{1};  // target_max_batch_, for lock-free reads
 };
+
+// Asked by a worker before it runs a batch larger than any its current arena has run. An arena
+// is mapped untouched and its pages become resident only as batches grow into them, so this is
+// where the process's memory jumps: a guard that knows the memory limit can cap the batch before
+// the kernel's OOM killer would act (the memory watchdog polls, and one large batch can outrun
+// a poll). Process-wide, because every batcher's arena counts against the same limit.
+class ArenaGrowthGuard {
+ public:
+  virtual ~ArenaGrowthGuard() = default;
+  // `ran`: the largest batch run since the arena was planned (0 right after a re-plan);
+  // `wanted` > ran; `bytes_per_sample`: the arena's bytes per sample of its planned maximum
+  // (what one more sample may touch). Returns how many samples to run now (clamped to
+  // 1..wanted). Called on worker threads, concurrently, without the batcher's lock.
+  virtual int Allow(int ran, int wanted, size_t bytes_per_sample) = 0;
+};
+// Installs (or with nullptr removes) the process-wide guard. Thread-safe; a worker already
+// inside the old guard's Allow keeps it alive until the call returns.
+void SetArenaGrowthGuard(std::shared_ptr<ArenaGrowthGuard> guard);
 
 // Convenience for tools and tests, not the hot path (allocates per call): the outputs of one
 // sample, or the reason there are none.
