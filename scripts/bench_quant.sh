@@ -24,6 +24,9 @@
 # int8-static calibrates on DIR/*_calib_x.bin; auto chooses its plan on DIR/*_val_{x,y}.bin
 # (train-split images, the simulator's validation seed), never on the test sets. A build whose
 # convert cannot make int8-static or auto gets those rows as "n/a (not supported by this build)".
+# Every engine is timed on the same inputs, the test set's samples in turn (edgeinfer bench
+# --data, ort_bench.js --data, torch on the first samples): the int8 kernels' speed depends on
+# the activations' sign, so random inputs would not give the speed a user sees.
 # Progress goes to stderr, the table to stdout. Takes 1-3 minutes once edgeinfer is built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -160,12 +163,14 @@ for ((r = 1; r <= rounds; ++r)); do
       [[ -f $out/$stem.$prec.eim ]] || continue
       log "$stem: round $r/$rounds: edgeinfer $prec"
       "${run[@]}" "$edgeinfer" bench "$out/$stem.$prec.eim" --batch 1,16 --threads "$threads" \
-        --repeats "$repeats" --warmup "$warmup" --json > "$out/$stem.$prec.$r.json"
+        --repeats "$repeats" --warmup "$warmup" --data "$data/${p}_x.bin" --json \
+        > "$out/$stem.$prec.$r.json"
     done
     for cfg in ort-fp32 ort-int8; do
       log "$stem: round $r/$rounds: $cfg"
       "${run[@]}" node scripts/bench/ort_bench.js "$out/$stem.$cfg.onnx" --batch 1,16 \
-        --threads "$threads" --repeats "$repeats" --warmup "$warmup" > "$out/$stem.$cfg.$r.json"
+        --threads "$threads" --repeats "$repeats" --warmup "$warmup" --data "$data/${p}_x.bin" \
+        > "$out/$stem.$cfg.$r.json"
     done
     if (( torch )); then
       log "$stem: round $r/$rounds: torch-int8"

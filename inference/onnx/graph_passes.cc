@@ -167,6 +167,7 @@ Status OptimizeGraph(Graph* g) {
   EI_RETURN_IF_ERROR(FoldBiasAdd(g));
   EI_RETURN_IF_ERROR(FoldBatchNorm(g));
   EI_RETURN_IF_ERROR(FoldBiasAdd(g));
+  EI_RETURN_IF_ERROR(FoldInputAffine(g));
   EI_RETURN_IF_ERROR(FuseActivations(g));
   EI_RETURN_IF_ERROR(CollapseReshapes(g));
   RemoveDeadCode(g);

@@ -28,6 +28,9 @@ Status FoldBiasAdd(Graph* g);
 // moved into the producer's `activation` attributes, if it has none yet (or only a Relu that
 // the new one can absorb: Relu then Clip, as ReLU6 exports, is one Clip).
 Status FuseActivations(Graph* g);
+// Folds a chain of Add/Sub/Mul/Div by scalar constants (and a Reshape/Flatten after it) that
+// feeds a Gemm with constant weights into that Gemm's weights and bias (fold_input_affine.cc).
+Status FoldInputAffine(Graph* g);
 // Reshape of a Reshape -> one Reshape; a Reshape back to its input's dims -> nothing.
 Status CollapseReshapes(Graph* g);
 

@@ -2,7 +2,7 @@
 // ONNX Runtime (CPU execution provider) side of scripts/bench_engine.sh.
 //
 // usage: node scripts/bench/ort_bench.js MODEL.onnx [--batch 1,16] [--threads N]
-//            [--repeats R] [--warmup W] [--shape 3,256] [--ort-dir DIR]
+//            [--repeats R] [--warmup W] [--shape 3,256] [--data X.bin] [--ort-dir DIR]
 //
 // Prints one JSON object in the schema of `edgeinfer bench --json`:
 //   {"model", "threads", "results":[{"batch", "latency_ms":{"p50","p90","p99"},
@@ -25,13 +25,15 @@ const os = require('os');
 const path = require('path');
 
 const HELP = `usage: ort_bench.js MODEL.onnx [--batch 1,16] [--threads N] [--repeats R] [--warmup W]
-                   [--shape D1,D2,...] [--ort-dir DIR]
+                   [--shape D1,D2,...] [--data X.bin] [--ort-dir DIR]
   --batch    batch sizes, comma-separated (default 1,16)
   --threads  ORT intra-op threads (default 1); inter-op threads are always 1
   --repeats  timed runs per batch size (default 200)
   --warmup   untimed runs first (default 20)
   --shape    one sample's shape without the batch dim, when the model's input shape has
              other symbolic dims (or the ORT build cannot report input shapes)
+  --data     inputs from this file (raw float32 samples, as \`edgeinfer run\` reads them), in
+             turn, as \`edgeinfer bench --data\` does; default: standard normal values
   --ort-dir  folder holding node_modules/onnxruntime-node
 `;
 
@@ -41,7 +43,8 @@ function die(msg, code = 1) {
 }
 
 function parseArgs(argv) {
-  const a = { batch: [1, 16], threads: 1, repeats: 200, warmup: 20, shape: null, ortDir: null };
+  const a = { batch: [1, 16], threads: 1, repeats: 200, warmup: 20, shape: null, ortDir: null,
+              data: null };
   const positionals = [];
   const intList = (s, flag) => {
     const v = s.split(',').map((x) => Number(x));
@@ -66,6 +69,7 @@ function parseArgs(argv) {
       case '--warmup': a.warmup = int(v, f, 0); break;
       case '--shape': a.shape = intList(v, f); break;
       case '--ort-dir': a.ortDir = v; break;
+      case '--data': a.data = v; break;
       default: die(`unknown flag ${f}\n${HELP}`, 2);
     }
   }
@@ -175,6 +179,17 @@ function sampleShape(session, name, override) {
   return dims;
 }
 
+// `n` floats: the samples of --data in turn (the same inputs `edgeinfer bench --data` times).
+function benchInput(n, dataPath) {
+  if (!dataPath) return randomNormal(n);
+  const buf = fs.readFileSync(dataPath);
+  if (buf.length < 4 || buf.length % 4) die(`${dataPath}: not raw float32 samples`);
+  const data = new Float32Array(buf.buffer, buf.byteOffset, buf.length / 4);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; ++i) out[i] = data[i % data.length];
+  return out;
+}
+
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   // Node's own footprint before ORT is loaded, so a reader can tell the runtime's share of
@@ -199,7 +214,8 @@ async function main() {
 
   const results = [];
   for (const batch of args.batch) {
-    const tensor = new ort.Tensor('float32', randomNormal(perSample * batch), [batch, ...dims]);
+    const tensor = new ort.Tensor('float32', benchInput(perSample * batch, args.data),
+                                  [batch, ...dims]);
     const feeds = { [inputName]: tensor };
     for (let i = 0; i < args.warmup; ++i) await session.run(feeds);
     const ms = new Array(args.repeats);

@@ -98,7 +98,7 @@ TEST_P(ExampleModelTest, ArenaPlanIsPinned) {
 
 INSTANTIATE_TEST_SUITE_P(Examples, ExampleModelTest,
                          ::testing::Values(Example{"vibration", "vibration", 4, 114688, 786432},
-                                           Example{"fashion_mlp", "fashion", 10, 11328, 181248}),
+                                           Example{"fashion_mlp", "fashion", 10, 11264, 180224}),
                          [](const auto& info) { return std::string(info.param.model); });
 
 }  // namespace

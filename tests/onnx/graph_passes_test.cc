@@ -127,6 +127,42 @@ TEST(OnnxPasses, SubOfConstantFoldsIntoGemmBias) {
   EXPECT_EQ(OpList(ExpectOptimizedMatchesPlain(b)), Ops{"Gemm"});
 }
 
+TEST(OnnxPasses, ScalarAffineOnAGemmInputFoldsIntoItsWeights) {
+  OnnxBuilder b;  // ((2.5 - x) * 3 + 1) / 0.5 -> Flatten -> Gemm with alpha and beta
+  b.Input("x", {-1, 2, 3}).Output("y", {-1, 4});
+  b.Init("c", {}, {2.5f}).Init("k3", {1}, {3.f}).Init("one", {}, {1.f}).Init("h", {}, {0.5f});
+  b.Init("w", {4, 6}, RandomFloats(24, 21)).Init("bias", {4}, RandomFloats(4, 22));
+  b.Node("Sub", {"c", "x"}, {"a"});
+  b.Node("Mul", {"a", "k3"}, {"m"});
+  b.Node("Add", {"one", "m"}, {"p"});
+  b.Node("Div", {"p", "h"}, {"d"});
+  b.Node("Flatten", {"d"}, {"f"});
+  b.Node("Gemm", {"f", "w", "bias"}, {"y"})
+      .Int("transB", 1)
+      .Float("alpha", 0.75f)
+      .Float("beta", 2.f);
+  Graph g = ExpectOptimizedMatchesPlain(b);
+  ASSERT_EQ(OpList(g), (Ops{"Reshape", "Gemm"}));
+  EXPECT_EQ(g.nodes[0].inputs[0], g.inputs[0]);
+}
+
+TEST(OnnxPasses, AffineThatIsNotScalarOrIsSharedDoesNotFold) {
+  OnnxBuilder b;  // a per-column constant: would need the Reshape's index mapping
+  b.Input("x", {-1, 6}).Output("y", {-1, 4});
+  b.Init("k", {6}, RandomFloats(6, 23)).Init("w", {4, 6}, RandomFloats(24, 24));
+  b.Node("Mul", {"x", "k"}, {"m"});
+  b.Node("Gemm", {"m", "w"}, {"y"}).Int("transB", 1);
+  EXPECT_EQ(OpList(ExpectOptimizedMatchesPlain(b)), (Ops{"Mul", "Gemm"}));
+
+  OnnxBuilder shared;  // the normalised input also goes elsewhere
+  shared.Input("x", {-1, 6}).Output("y", {-1, 4}).Output("z", {-1, 6});
+  shared.Init("k", {}, {4.f}).Init("w", {4, 6}, RandomFloats(24, 25));
+  shared.Node("Div", {"x", "k"}, {"d"});
+  shared.Node("Gemm", {"d", "w"}, {"y"}).Int("transB", 1);
+  shared.Node("Relu", {"d"}, {"z"});
+  EXPECT_EQ(OpList(ExpectOptimizedMatchesPlain(shared)), (Ops{"Div", "Gemm", "Relu"}));
+}
+
 TEST(OnnxPasses, ClipAndLeakyReluCarryTheirParameters) {
   OnnxBuilder b(13);
   b.Input("x", {-1, 4}).Output("y", {-1, 4}).Output("z", {-1, 4});

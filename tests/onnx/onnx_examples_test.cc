@@ -85,14 +85,15 @@ TEST(OnnxExamples, VibrationCnnLowersToFusedConvs) {
 TEST(OnnxExamples, FashionMlpFoldsNormalizationReshapeAndBatchNorm) {
   if (!HaveExample("fashion_mlp")) GTEST_SKIP() << "examples/fashion_mlp.* not generated yet";
   Graph g = ImportExample("fashion_mlp");
-  // (x - mean) / std stays (it is on the input); the dynamic reshape is one Reshape; BN folds
-  // into fc1 and the ReLUs fuse.
-  EXPECT_EQ(OpList(g), (std::vector<std::string>{"Sub", "Div", "Reshape", "Gemm", "Gemm", "Gemm"}));
-  const Node& reshape = g.nodes[2];
+  // (x - mean) / std folds into fc1's weights and bias; the dynamic reshape is one Reshape; BN
+  // folds into fc1 and the ReLUs fuse.
+  EXPECT_EQ(OpList(g), (std::vector<std::string>{"Reshape", "Gemm", "Gemm", "Gemm"}));
+  const Node& reshape = g.nodes[0];
   EXPECT_EQ(reshape.attrs.GetInts("shape"), (std::vector<int64_t>{kBatchDim, 784}));
-  EXPECT_EQ(g.nodes[3].attrs.GetString("activation"), "Relu");
-  EXPECT_EQ(g.nodes[4].attrs.GetString("activation"), "Relu");
-  EXPECT_EQ(g.nodes[5].attrs.GetString("activation"), "");
+  EXPECT_EQ(reshape.inputs[0], g.inputs[0]);
+  EXPECT_EQ(g.nodes[1].attrs.GetString("activation"), "Relu");
+  EXPECT_EQ(g.nodes[2].attrs.GetString("activation"), "Relu");
+  EXPECT_EQ(g.nodes[3].attrs.GetString("activation"), "");
   ExpectReproducesLogits(g, "fashion_mlp");
   ExpectReproducesLogits(g, "fashion_mlp", /*batch=*/3);
 }
