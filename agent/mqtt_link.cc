@@ -23,7 +23,8 @@
 //   arrives or after up to 1 s (MQTTAsync_sendThread waits on send_cond for 1000 ms; a PUBACK
 //   does not signal it): see PublishQueue.
 // - Publish commands Paho accepted but had not sent survive a connection loss and go out after
-//   the reconnect. PublishQueue keeps that set small (at most the window, briefly).
+//   the reconnect. PublishQueue keeps that set small (at most the window, briefly). Publishes
+//   still in PublishQueue at a reconnect are failed, not sent (see connected()).
 // - ssl_options::set_error_handler() is not used: async_client::connect() takes the options by
 //   value, the copy's ssl_options registers *itself* as the C callback's context, and
 //   MQTTAsync_connect keeps that pointer (MQTTAsync.c: sslopts->ssl_error_context = ...). The
@@ -315,6 +316,12 @@ struct MqttLink::Impl final : mqtt::callback {
   void WaitForAttemptLocked(std::unique_lock<std::mutex>& lock, Clock::time_point deadline);
   void Disconnect(const std::string& offline_payload, Clock::time_point deadline);
   void Pump();
+  Status MakeClient();
+  void RenewClient();
+  std::shared_ptr<mqtt::async_client> Client() {
+    std::lock_guard<std::mutex> lock(client_mu);
+    return client;
+  }
   void RecordWindow(const mqtt::token& connect_token);
   void ReportDelivered(uint64_t tag, bool ok);
 
@@ -334,6 +341,7 @@ struct MqttLink::Impl final : mqtt::callback {
   bool started = false;
   bool stopping = false;
   bool attempt_in_flight = false;  // until connected() has subscribed and sent the birth
+  bool renew_client = false;       // the connection was lost: the next attempt uses a new client
   Clock::time_point attempt_deadline;
   std::optional<Clock::time_point> next_attempt;
   int backoff_ms = 0;
@@ -352,11 +360,15 @@ struct MqttLink::Impl final : mqtt::callback {
   Listener<Impl, &Impl::OnStatusDone> status_listener{this};
   std::thread retry_thread;
   // Last: MQTTAsync_destroy may still call the listeners above (commands never sent).
-  std::unique_ptr<mqtt::async_client> client;
+  std::mutex client_mu;  // guards `client` (the pointer; Paho's client is thread-safe)
+  std::shared_ptr<mqtt::async_client> client;
+  std::vector<std::shared_ptr<mqtt::async_client>> retired;  // the retry thread's (RenewClient)
+  std::atomic<bool> destroying_old{false};
 };
 
 MqttLink::Impl::~Impl() {
   if (retry_thread.joinable()) retry_thread.join();
+  retired.clear();
   client.reset();
 }
 
@@ -420,7 +432,9 @@ void MqttLink::Impl::RetryLoop() {
       next_attempt.reset();
       attempt_in_flight = true;
       attempt_deadline = now + std::chrono::seconds(kConnectTimeoutS) + kAttemptGrace;
+      const bool renew = std::exchange(renew_client, false);
       lock.unlock();
+      if (renew) RenewClient();
       TryConnect();
       lock.lock();
       continue;
@@ -442,7 +456,7 @@ void MqttLink::Impl::ScheduleRetryLocked() {
 
 void MqttLink::Impl::TryConnect() {
   try {
-    client->connect(connect_options, nullptr, connect_listener);
+    Client()->connect(connect_options, nullptr, connect_listener);
   } catch (const mqtt::exception& e) {
     Log(role, "connect to " + config.uri + " failed: " + e.what());
     std::lock_guard<std::mutex> lock(mu);
@@ -482,7 +496,11 @@ void MqttLink::Impl::connected(const std::string&) {
   Log(role, "connected to " + config.uri + " as '" + client_id + "'");
   for (const auto& [filter, qos] : subs) Subscribe(filter, qos);
   if (birth_message) PublishStatus(birth_message->first, birth_message->second);
-  Pump();  // publishes that met the disconnection on their way into Paho
+  // Publishes that met the disconnection on their way into Paho (pushed just after
+  // connection_lost() dropped the queue, or refused by Paho as disconnected) belong to the old
+  // connection: they fail, so that the caller sends them again after what failed before them.
+  // Sending them now would put them ahead of those (an outbox's later result first).
+  for (uint64_t tag : queue.DropQueued()) ReportDelivered(tag, false);
   {
     // Only now: a Stop() waiting for the attempt must queue its offline status after the birth.
     std::lock_guard<std::mutex> lock(mu);
@@ -497,6 +515,7 @@ void MqttLink::Impl::connection_lost(const std::string& cause) {
   Log(role, "connection lost: " + (cause.empty() ? std::string("connection closed") : cause));
   {
     std::lock_guard<std::mutex> lock(mu);
+    renew_client = true;
     ScheduleRetryLocked();
   }
   // Paho fails the publishes awaiting a PUBACK itself (clean session); these never reached it.
@@ -508,7 +527,7 @@ void MqttLink::Impl::connection_lost(const std::string& cause) {
 
 void MqttLink::Impl::Subscribe(const std::string& filter, int qos) {
   try {
-    client->subscribe(filter, qos, nullptr, subscribe_listener);
+    Client()->subscribe(filter, qos, nullptr, subscribe_listener);
   } catch (const mqtt::exception& e) {
     Log(role, "subscribe '" + filter + "' failed: " + e.what());
   }
@@ -550,12 +569,52 @@ void MqttLink::Impl::RecordWindow(const mqtt::token& connect_token) {
   queue.SetWindow(window);
 }
 
+// A new Paho client (not connected). Called by Create, then by RenewClient.
+Status MqttLink::Impl::MakeClient() {
+  try {
+    mqtt::create_options opts(config.mqtt_version);
+    opts.set_send_while_disconnected(false);  // the caller's outbox keeps what is not sent
+    opts.set_max_buffered_messages(kMaxInflight + 16);  // PublishQueue holds the rest
+    auto fresh = std::make_shared<mqtt::async_client>(config.uri, client_id, opts);
+    fresh->set_callback(*this);
+    std::lock_guard<std::mutex> lock(client_mu);
+    client = std::move(fresh);
+  } catch (const mqtt::exception& e) {
+    return Status::InvalidArgument("uri '" + config.uri + "': " + e.what());
+  }
+  return Status::Ok();
+}
+
+// After a lost connection, each connect attempt gets a new Paho client. Why: Paho keeps publish
+// commands it had accepted but not yet written, and sends them right after the next CONNACK,
+// ahead of the resend of the older ones whose delivery failed with the connection: a result
+// would reach the broker before the one published before it (seen under repeated drops).
+// Destroying the old client fails those commands instead (through their listeners), and the
+// outbox sends them again in order. On the retry thread, never on one of Paho's threads (a
+// client destroyed from its own callback thread deadlocks); a caller still holding the old
+// client (Pump) is waited for, bounded.
+void MqttLink::Impl::RenewClient() {
+  std::shared_ptr<mqtt::async_client> old = Client();
+  if (Status s = MakeClient(); !s.ok()) {
+    Log(role, "cannot renew the client, keeping the old one: " + s.ToString());
+    return;
+  }
+  retired.push_back(std::move(old));
+  const auto deadline = Clock::now() + Millis(1000);
+  while (retired.back().use_count() > 1 && Clock::now() < deadline)
+    std::this_thread::sleep_for(Millis(1));
+  // Its listeners run inside MQTTAsync_destroy: nothing to hand to Paho from there.
+  destroying_old = true;
+  std::erase_if(retired, [](const auto& c) { return c.use_count() == 1; });  // still used: later
+  destroying_old = false;
+}
+
 // Hands waiting publishes to Paho while there is room. Called after every change that can make
 // room; whichever thread finds another one handing over leaves the work to it.
 void MqttLink::Impl::Pump() {
   while (std::optional<PublishQueue::Item> item = queue.Next()) {
     try {
-      client->publish(item->message, item->context, publish_listener);
+      Client()->publish(item->message, item->context, publish_listener);
       queue.Handed(std::nullopt);
     } catch (const mqtt::exception& e) {
       if (e.get_return_code() == MQTTASYNC_DISCONNECTED) {
@@ -578,12 +637,12 @@ void MqttLink::Impl::ReportDelivered(uint64_t tag, bool ok) {
 void MqttLink::Impl::OnPublishDone(const mqtt::token& t, bool ok) {
   const std::optional<uint64_t> tag = queue.Complete(t.get_user_context());
   if (tag) ReportDelivered(*tag, ok);  // else reported by Stop() already
-  Pump();
+  if (!destroying_old) Pump();
 }
 
 void MqttLink::Impl::PublishStatus(const std::string& topic, const std::string& payload) {
   try {
-    client->publish(mqtt::message::create(topic, payload, 1, true), nullptr, status_listener);
+    Client()->publish(mqtt::message::create(topic, payload, 1, true), nullptr, status_listener);
   } catch (const mqtt::exception& e) {
     Log(role, "status on '" + topic + "' not published: " + e.what());
   }
@@ -615,12 +674,12 @@ void MqttLink::Impl::Disconnect(const std::string& offline_payload, Clock::time_
   try {
     if (is_connected && w) {
       const std::string& payload = offline_payload.empty() ? w->payload : offline_payload;
-      auto tok = client->publish(mqtt::message::create(w->topic, payload, 1, true));
+      auto tok = Client()->publish(mqtt::message::create(w->topic, payload, 1, true));
       if (!tok->wait_for(Millis(left()))) Log(role, "offline status not acknowledged in time");
     }
     // Paho waits up to the timeout for in-flight messages, then closes; the DISCONNECT packet
     // tells the broker not to publish the will.
-    client->disconnect(static_cast<int>(left()))->wait_for(Millis(left() + 1000));
+    Client()->disconnect(static_cast<int>(left()))->wait_for(Millis(left() + 1000));
   } catch (const mqtt::exception& e) {
     if (e.get_return_code() != MQTTASYNC_DISCONNECTED) Log(role, std::string("stop: ") + e.what());
   }
@@ -639,15 +698,7 @@ Result<std::unique_ptr<MqttLink>> MqttLink::Create(const LinkConfig& config,
   std::unique_ptr<MqttLink> link(new MqttLink());
   link->impl_ = std::make_unique<Impl>(config, id, role);
   Impl& impl = *link->impl_;
-  try {
-    mqtt::create_options opts(config.mqtt_version);
-    opts.set_send_while_disconnected(false);  // the caller's outbox keeps what is not sent
-    opts.set_max_buffered_messages(kMaxInflight + 16);  // PublishQueue holds the rest
-    impl.client = std::make_unique<mqtt::async_client>(config.uri, id, opts);
-    impl.client->set_callback(impl);
-  } catch (const mqtt::exception& e) {
-    return Status::InvalidArgument(context + ": uri '" + config.uri + "': " + e.what());
-  }
+  EI_RETURN_IF_ERROR(impl.MakeClient().WithContext(context));
   impl.backoff_ms = config.reconnect_min_ms;
   return link;
 }

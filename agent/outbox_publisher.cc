@@ -1,5 +1,6 @@
 #include "agent/outbox_publisher.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "agent/log.h"
@@ -13,15 +14,22 @@ OutboxOptions OutboxOptionsFor(const AgentConfig& config) {
   o.max_age_ms = config.outbox.max_age_s * 1000;
   o.memory_fallback_bytes = config.outbox.memory_fallback_bytes;
   const std::string& sync = config.outbox.synchronous;
-  o.synchronous = sync == "full" ? SyncLevel::kFull
+  o.synchronous = sync == "full"  ? SyncLevel::kFull
                   : sync == "off" ? SyncLevel::kOff
                                   : SyncLevel::kNormal;
   return o;
 }
 
+// PUBACKs wake the loop in groups of a quarter of the window (at most 64): one
+// Ack and one Claim per group instead of per message, which is what lets the replay keep up
+// with the broker. A group smaller than that waits at most the loop's 50 ms tick.
 OutboxPublisher::OutboxPublisher(std::unique_ptr<Outbox> outbox, MqttLink* sink, int qos,
                                  size_t max_in_flight)
-    : outbox_(std::move(outbox)), sink_(sink), qos_(qos), max_in_flight_(max_in_flight) {}
+    : outbox_(std::move(outbox)),
+      sink_(sink),
+      qos_(qos),
+      max_in_flight_(max_in_flight),
+      ack_wake_(std::clamp<size_t>(max_in_flight / 4, 1, 64)) {}
 
 OutboxPublisher::~OutboxPublisher() { Stop(); }
 
@@ -38,6 +46,11 @@ void OutboxPublisher::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+namespace {
+constexpr size_t kAppendGroup = 32;
+constexpr auto kAppendGroupWait = std::chrono::microseconds(1000);
+}  // namespace
+
 void OutboxPublisher::PublishResult(const std::string& pipeline, uint64_t sequence,
                                     const std::string& topic, std::string payload) {
   OutboxMessage m{pipeline, topic,    std::move(payload),
@@ -45,16 +58,18 @@ void OutboxPublisher::PublishResult(const std::string& pipeline, uint64_t sequen
   std::lock_guard<std::mutex> lock(mu_);
   pending_.push_back(std::move(m));
   ++handed_over_;
-  cv_.notify_one();
+  if (pending_.size() == 1 || pending_.size() == kAppendGroup) cv_.notify_one();
 }
 
 void OutboxPublisher::OnDelivered(uint64_t tag, bool ok) {
   if (tag == 0) return;
   std::lock_guard<std::mutex> lock(mu_);
-  if (ok)
+  if (ok) {
     acks_.push_back(static_cast<int64_t>(tag - 1));
-  else
+    if (acks_.size() < ack_wake_) return;
+  } else {
     release_ = true;
+  }
   cv_.notify_one();
 }
 
@@ -86,8 +101,14 @@ void OutboxPublisher::Loop() {
   while (true) {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_for(lock, std::chrono::milliseconds(50),
-                   [&] { return stop_ || !pending_.empty() || !acks_.empty() || release_; });
+      cv_.wait_for(lock, std::chrono::milliseconds(50), [&] {
+        return stop_ || !pending_.empty() || acks_.size() >= ack_wake_ || release_;
+      });
+      // Results come in bursts (a batch of inferences): give the rest of the burst up to a
+      // millisecond to join, so that one transaction and one wake-up carry it.
+      if (!pending_.empty() && pending_.size() < kAppendGroup)
+        cv_.wait_for(lock, kAppendGroupWait,
+                     [&] { return stop_ || pending_.size() >= kAppendGroup; });
       if (stop_) return;
       batch.swap(pending_);
       acks.swap(acks_);
