@@ -2,9 +2,11 @@
 // agent as a child process with a config file for the example vibration model, sensor messages
 // from mosquitto_pub and results read with mosquitto_sub. Every wait is bounded.
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -515,6 +517,217 @@ TEST_F(AgentE2E, ResultsProducedDuringASinkOutageArriveAfterIt) {
   EXPECT_EQ(agent.Stop(), 0) << agent.log();
   std::error_code ec;
   std::filesystem::remove_all(tmpl, ec);
+}
+
+// A source "broker" that delivers whatever the test hands it, subscribed or not: the agent's
+// subscriptions are exactly its pipelines' filters, so a standard broker never sends it a topic
+// no pipeline matches; a misbehaving broker or bridge can. Speaks just enough MQTT 3.1.1 for one
+// client at a time (CONNACK, SUBACK, PINGRESP; QoS 0 PUBLISH out), on a loopback port.
+class UnfilteredSource {
+ public:
+  UnfilteredSource() : port_(testing_mqtt::FreeLoopbackPort()) {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port_));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const int one = 1;
+    ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    listening_ = ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+                 ::listen(listen_fd_, 4) == 0;
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~UnfilteredSource() {
+    stop_ = true;
+    thread_.join();
+    ::close(listen_fd_);
+  }
+  bool listening() const { return listening_; }
+  std::string uri() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
+  // The filters of the last SUBSCRIBE, once the client has sent one.
+  std::vector<std::string> subscribed() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return filters_;
+  }
+  // A QoS 0 PUBLISH to the connected client; false when none is connected.
+  bool Publish(const std::string& topic, const std::string& payload) {
+    std::string packet(1, '\x30');
+    AppendLength(2 + topic.size() + payload.size(), &packet);
+    packet += static_cast<char>(topic.size() >> 8);
+    packet += static_cast<char>(topic.size() & 0xff);
+    packet += topic + payload;
+    std::lock_guard<std::mutex> lock(mu_);
+    return client_fd_ >= 0 && WriteAll(client_fd_, packet);
+  }
+
+ private:
+  static void AppendLength(size_t n, std::string* out) {
+    do {
+      char byte = static_cast<char>(n % 128);
+      n /= 128;
+      if (n > 0) byte = static_cast<char>(byte | 0x80);
+      *out += byte;
+    } while (n > 0);
+  }
+  static bool WriteAll(int fd, const std::string& bytes) {
+    for (size_t done = 0; done < bytes.size();) {
+      const ssize_t n = ::send(fd, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      done += static_cast<size_t>(n);
+    }
+    return true;
+  }
+  // Reads exactly n bytes, waiting at most ~1 s per chunk; false on EOF, error or stop.
+  bool ReadExactly(int fd, size_t n, std::string* out) {
+    out->resize(n);
+    for (size_t done = 0; done < n;) {
+      pollfd p{fd, POLLIN, 0};
+      int idle = 0;
+      while (::poll(&p, 1, 20) <= 0)
+        if (stop_ || ++idle > 50) return false;
+      const ssize_t got = ::recv(fd, out->data() + done, n - done, 0);
+      if (got <= 0) return false;
+      done += static_cast<size_t>(got);
+    }
+    return true;
+  }
+  // One packet: its first byte and its body; false when the client is gone.
+  bool ReadPacket(int fd, uint8_t* type, std::string* body) {
+    std::string b;
+    for (;;) {  // idle between packets: wait here (a keepalive is 30 s by default)
+      pollfd p{fd, POLLIN, 0};
+      if (stop_) return false;
+      if (::poll(&p, 1, 20) > 0) break;
+    }
+    if (!ReadExactly(fd, 1, &b)) return false;
+    *type = static_cast<uint8_t>(b[0]);
+    size_t length = 0;
+    for (int shift = 0; shift < 28; shift += 7) {
+      if (!ReadExactly(fd, 1, &b)) return false;
+      length |= static_cast<size_t>(b[0] & 0x7f) << shift;
+      if (!(b[0] & 0x80)) return ReadExactly(fd, length, body);
+    }
+    return false;
+  }
+  void Answer(int fd, uint8_t type, const std::string& body) {
+    std::string reply;
+    switch (type >> 4) {
+      case 1:  // CONNECT -> CONNACK, session not present, accepted
+        reply = std::string("\x20\x02\x00\x00", 4);
+        break;
+      case 8: {  // SUBSCRIBE -> SUBACK granting QoS 0 to each filter
+        std::vector<std::string> filters;
+        for (size_t at = 2; at + 2 <= body.size();) {
+          const size_t n =
+              (static_cast<uint8_t>(body[at]) << 8) | static_cast<uint8_t>(body[at + 1]);
+          filters.push_back(body.substr(at + 2, n));
+          at += 2 + n + 1;  // the filter, then its options byte
+        }
+        reply = std::string(1, '\x90');
+        AppendLength(2 + filters.size(), &reply);
+        reply += body.substr(0, 2) + std::string(filters.size(), '\0');
+        std::lock_guard<std::mutex> lock(mu_);
+        filters_ = filters;
+        break;
+      }
+      case 10:  // UNSUBSCRIBE -> UNSUBACK
+        reply = std::string("\xb0\x02", 2) + body.substr(0, 2);
+        break;
+      case 12:  // PINGREQ -> PINGRESP
+        reply = std::string("\xd0\x00", 2);
+        break;
+      default:  // DISCONNECT, PUBACK, PUBLISH from the client: nothing to say
+        return;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    WriteAll(fd, reply);
+  }
+  void Serve() {
+    while (!stop_ && listening_) {
+      pollfd p{listen_fd_, POLLIN, 0};
+      if (::poll(&p, 1, 20) <= 0) continue;
+      const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) continue;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        client_fd_ = fd;
+      }
+      uint8_t type = 0;
+      std::string body;
+      while (ReadPacket(fd, &type, &body) && (type >> 4) != 14) Answer(fd, type, body);
+      std::lock_guard<std::mutex> lock(mu_);
+      client_fd_ = -1;
+      ::close(fd);
+    }
+  }
+
+  int port_;
+  int listen_fd_ = -1;
+  bool listening_ = false;
+  std::atomic<bool> stop_{false};
+  mutable std::mutex mu_;  // client_fd_, filters_, and whole packets on the socket
+  int client_fd_ = -1;
+  std::vector<std::string> filters_;
+  std::thread thread_;
+};
+
+// A message on a topic no pipeline matches is rejected as unknown_topic, reported on the errors
+// topic with that topic and counted in telemetry, while the good messages around it all produce
+// results.
+TEST_F(AgentE2E, AMessageOnATopicNoPipelineMatchesIsRejectedWhileGoodOnesFlow) {
+  UnfilteredSource source;
+  ASSERT_TRUE(source.listening());
+  AgentProcess agent("dev", source.uri(), broker_.uri(),
+                     PipelineToml("vib", "sensors/+/vibration", 256));
+  MosquittoSubscriber results(broker_, "edgeinfer/dev/results/#");
+  MosquittoSubscriber errors(broker_, "edgeinfer/dev/errors");
+  MosquittoSubscriber telemetry(broker_, "edgeinfer/dev/telemetry");
+  ASSERT_TRUE(Ready(broker_, results, "edgeinfer/dev/results/ready"));
+  ASSERT_TRUE(Ready(broker_, errors, "edgeinfer/dev/errors"));
+  ASSERT_TRUE(Ready(broker_, telemetry, "edgeinfer/dev/telemetry"));
+  ASSERT_TRUE(agent.Start());
+  ASSERT_TRUE(WaitFor([&] { return !source.subscribed().empty(); }, Millis(20000))) << agent.log();
+  EXPECT_EQ(source.subscribed(), std::vector<std::string>{"sensors/+/vibration"});
+  // The sink may connect after the source: results published before then would be kept in the
+  // outbox anyway, but the errors topic is fire-and-forget. Wait for the agent's birth message.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto s = broker_.Retained("edgeinfer/dev/status");
+        return s && s->find("online") != std::string::npos;
+      },
+      Millis(20000)))
+      << agent.log();
+
+  const std::vector<std::string> unknown = {"sensors/m1/temperature", "other/m1/vibration",
+                                            "sensors/m1/vibration/extra"};
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_TRUE(source.Publish("sensors/m1/vibration", WindowMessage(i, std::to_string(i))));
+    if (i < static_cast<int>(unknown.size())) {
+      ASSERT_TRUE(source.Publish(unknown[i], WindowMessage(i, std::to_string(100 + i))));
+    }
+  }
+  ASSERT_TRUE(WaitFor([&] { return ResultsByTs(results).size() >= 6; })) << agent.log();
+  ASSERT_TRUE(WaitFor([&] { return Parse(errors).size() >= unknown.size(); })) << agent.log();
+  const auto by_ts = ResultsByTs(results);
+  EXPECT_EQ(by_ts.size(), 6u);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(by_ts.count(i), 1u) << "ts " << i;
+  std::set<std::string> reported;
+  for (const Seen& s : Parse(errors)) {
+    EXPECT_EQ(s.json.value("reason", ""), "unknown_topic") << s.json.dump();
+    EXPECT_FALSE(s.json.value("detail", "").empty());
+    reported.insert(s.json.value("topic", ""));
+  }
+  EXPECT_EQ(reported, std::set<std::string>(unknown.begin(), unknown.end()));
+  // Counted: the next telemetry report says so.
+  const auto counted = [&] {
+    int n = -1;
+    for (const Seen& s : Parse(telemetry)) n = s.json.value("unknown_topics", -1);
+    return n;
+  };
+  ASSERT_TRUE(WaitFor([&] { return counted() >= static_cast<int>(unknown.size()); }))
+      << agent.log();
+  EXPECT_EQ(counted(), static_cast<int>(unknown.size()));
+  EXPECT_EQ(agent.Stop(), 0) << agent.log();
 }
 
 TEST_F(AgentE2E, TwoAgentsInASharedGroupSplitAStreamWithoutLossOrDuplicates) {
