@@ -268,7 +268,9 @@ int App::Impl::Loop() {
     pollfd pfd{signal_fd, POLLIN, 0};
     unsigned char signo = 0;
     if (poll(&pfd, 1, timeout_ms) > 0 && read(signal_fd, &signo, 1) == 1) {
-      if (signo == SIGHUP) {
+      if (signo == kWakeByte) {
+        // Another thread wants the loop now (a memory level change: report it at once).
+      } else if (signo == SIGHUP) {
         Reload();
       } else {
         Log("info", std::string(strsignal(signo)) + ": stopping intake and draining");
@@ -391,6 +393,7 @@ Status App::Impl::StartHealth() {
         memory_source, *memory_responder, o, [this](const MemoryTransition& t) {
           Log(t.to > t.from ? "warning" : "info", DescribeTransition(t));
           report_now = true;
+          WakeSignalPipe();
         });
     // Between two polls one large batch could touch more arena than the limit leaves.
     memory_responder->GuardArenaGrowth(memory_source, (m.step_down + m.critical) / 2);

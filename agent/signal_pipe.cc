@@ -32,4 +32,9 @@ int InstallSignalPipe(std::initializer_list<int> signals) {
   return g_signal_pipe[0];
 }
 
+void WakeSignalPipe() {
+  if (g_signal_pipe[1] < 0) return;
+  [[maybe_unused]] ssize_t n = write(g_signal_pipe[1], &kWakeByte, 1);
+}
+
 }  // namespace edgeinfer::agent

@@ -12,4 +12,10 @@ namespace edgeinfer::agent {
 // returns the pipe's non-blocking read end (the same pipe on every call), or -1 with errno set.
 int InstallSignalPipe(std::initializer_list<int> signals);
 
+// The byte WakeSignalPipe writes: no signal has number 0.
+constexpr unsigned char kWakeByte = 0;
+// Wakes the reader of the signal pipe from another thread (writes kWakeByte); a no-op before
+// InstallSignalPipe.
+void WakeSignalPipe();
+
 }  // namespace edgeinfer::agent
