@@ -75,23 +75,8 @@ if [[ -z "$edgeinfer" ]]; then
 fi
 [[ -x "$edgeinfer" ]] || { log "$edgeinfer is not an executable"; exit 1; }
 
-# --- ONNX Runtime (as scripts/bench_engine.sh installs it) --------------------------------------
-ORT_DIR=${EDGEINFER_CACHE:-$HOME/.cache/edgeinfer}/ort
-ort_ok() {
-  node -e "const p='$ORT_DIR/node_modules/onnxruntime-node';
-           if (require(p + '/package.json').version !== '$ORT_VERSION') process.exit(1);
-           require(p);" 2>/dev/null
-}
-if ort_ok; then
-  log "onnxruntime-node@$ORT_VERSION already in $ORT_DIR"
-else
-  log "installing onnxruntime-node@$ORT_VERSION into $ORT_DIR"
-  mkdir -p "$ORT_DIR"
-  npm install --prefix "$ORT_DIR" --ignore-scripts --no-audit --no-fund --loglevel=error \
-    "onnxruntime-node@$ORT_VERSION" >&2
-  ort_ok || { log "require('onnxruntime-node') fails after the install in $ORT_DIR"; exit 1; }
-fi
-export EDGEINFER_ORT_DIR=$ORT_DIR
+# --- ONNX Runtime ------------------------------------------------------------------------------
+. scripts/bench/ort_install.sh
 
 # --- data ---------------------------------------------------------------------------------------
 if [[ ! -f $data/fashion_x.bin || ! -f $data/vibration_x.bin ]]; then
