@@ -33,7 +33,6 @@
 // - With create options, maxBufferedMessages (default 100) bounds the publish commands queued
 //   while *connected* too; PublishQueue stays well below it.
 #include "agent/mqtt_link.h"
-#include "agent/log.h"
 
 #include <mqtt/async_client.h>
 
@@ -49,6 +48,9 @@
 #include <sstream>
 #include <thread>
 #include <utility>
+
+#include "agent/log.h"
+#include "agent/tcp_nodelay.h"
 
 namespace edgeinfer::agent {
 namespace {
@@ -493,6 +495,7 @@ void MqttLink::Impl::connected(const std::string&) {
     birth_message = birth;
   }
   if (connects.fetch_add(1) > 0) reconnects.fetch_add(1);
+  SetNoDelayOnConnectedTcpSockets();  // before the first publish: see tcp_nodelay.h
   Log(role, "connected to " + config.uri + " as '" + client_id + "'");
   for (const auto& [filter, qos] : subs) Subscribe(filter, qos);
   if (birth_message) PublishStatus(birth_message->first, birth_message->second);

@@ -2,8 +2,12 @@
 // Mosquitto command-line clients as the independent peer. Every wait is bounded.
 #include "agent/mqtt_link.h"
 
+#include <dirent.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -352,6 +356,43 @@ TEST(MqttLink, StartNamesAnUnreadablePasswordFile) {
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.message().find("/nonexistent/edgeinfer/password"), std::string::npos)
       << st.message();
+}
+
+// The process's TCP connections to `port` on loopback and whether each has TCP_NODELAY.
+std::vector<bool> NoDelayOfConnectionsTo(int port) {
+  std::vector<bool> found;
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return found;
+  while (const dirent* e = ::readdir(dir)) {
+    const int fd = std::atoi(e->d_name);
+    sockaddr_in peer{};
+    socklen_t len = sizeof(peer);
+    if (fd <= 2 || ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0 ||
+        peer.sin_family != AF_INET || ntohs(peer.sin_port) != port)
+      continue;
+    int on = 0;
+    socklen_t on_len = sizeof(on);
+    if (::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &on_len) == 0) found.push_back(on != 0);
+  }
+  ::closedir(dir);
+  return found;
+}
+
+// Nagle off: otherwise a publish behind an unacknowledged one waits for a delayed ACK (40 ms).
+TEST(MqttLink, TurnsNagleOffOnItsConnectionAfterEveryConnect) {
+  if (!MosquittoBroker::Available()) GTEST_SKIP() << "/usr/sbin/mosquitto is not installed";
+  MosquittoBroker broker;
+  ASSERT_TRUE(broker.Start()) << broker.error();
+  Recorder r;
+  auto link = NewLink(Config(broker.uri(), 4), "nodelay");
+  r.Attach(link.get());
+  ASSERT_TRUE(link->Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return r.connected == 1; })) << broker.log();
+  EXPECT_EQ(NoDelayOfConnectionsTo(broker.port()), std::vector<bool>{true});
+  broker.Stop();
+  ASSERT_TRUE(broker.Start()) << broker.error();  // same port: a new connection, a new socket
+  ASSERT_TRUE(WaitFor([&] { return r.connected == 2; }, Millis(15000))) << broker.log();
+  EXPECT_EQ(NoDelayOfConnectionsTo(broker.port()), std::vector<bool>{true});
 }
 
 TEST(MqttLink, InitialConnectIsRetriedUntilTheBrokerStarts) {
