@@ -23,6 +23,7 @@ constexpr int64_t kRowOverheadBytes = 32;
 constexpr int64_t kScanChunk = 64;           // rows read per pass when choosing rows to drop
 constexpr int64_t kExpiryIntervalMs = 1000;  // the age bound is enforced at most this often
 constexpr int64_t kNoCutoff = std::numeric_limits<int64_t>::min();
+constexpr size_t kKeptCorruptCopies = 3;  // moved-aside corrupt databases kept (newest)
 
 // AUTOINCREMENT: ids never go back, even after the newest rows are deleted, so id order is
 // append order for the life of the file. The index on pipeline holds (pipeline, rowid): the
@@ -347,6 +348,9 @@ Status Outbox::Impl::MoveAsideAndStartAfresh(const Status& why, int64_t now) {
   CloseDb();
   Result<std::string> kept = sqlite::MoveAside(path, CorruptTag(now));
   if (!kept.ok()) return kept.status().WithContext(why.message() + "; cannot move it aside");
+  // A disk that keeps corrupting the database must not fill up with copies: the newest few
+  // are what an operator inspects.
+  sqlite::PruneMovedAside(path, "corrupt-", kKeptCorruptCopies);
   Status incident = Status::Corruption("outbox '" + path + "': " + why.message() +
                                        "; moved aside to '" + *kept + "', started afresh");
   last_error = incident;

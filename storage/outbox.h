@@ -8,8 +8,9 @@
 // pipeline's live rows. The stored size (and optionally age) is bounded: the oldest rows go
 // first, and every dropped row is counted, persisted and reported. When the database cannot be
 // written (disk full, I/O error, unopenable) rows go to a bounded memory buffer, the outbox says
-// so (Stats().degraded) and retries the database; a corrupt database is moved aside for
-// inspection and a fresh one started. Design and guarantees: docs/outbox.md.
+// so (Stats().degraded) and retries the database; a corrupt database is moved aside (the three
+// newest copies kept) for inspection and a fresh one started. Design and guarantees:
+// docs/outbox.md.
 //
 // Thread-safe: every method takes one internal mutex. Nothing waits inside except SQLite's own
 // file I/O (an fsync per commit with SyncLevel::kFull).

@@ -5,7 +5,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <filesystem>
+#include <string>
 #include <utility>
+#include <vector>
 
 namespace edgeinfer::sqlite {
 namespace {
@@ -209,6 +212,28 @@ Result<std::string> MoveAside(const std::string& path, const std::string& tag) {
     }
   }
   return target;
+}
+
+int PruneMovedAside(const std::string& path, const std::string& tag_prefix, size_t keep) {
+  namespace fs = std::filesystem;
+  const fs::path db(path);
+  const std::string stem = db.filename().string() + "." + tag_prefix;
+  std::vector<std::string> copies;
+  std::error_code ec;
+  for (fs::directory_iterator it(db.parent_path().empty() ? "." : db.parent_path(), ec), end;
+       !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    const bool companion = name.ends_with("-wal") || name.ends_with("-shm");
+    if (name.starts_with(stem) && !companion) copies.push_back(it->path().string());
+  }
+  if (copies.size() <= keep) return 0;
+  std::sort(copies.begin(), copies.end());
+  int deleted = 0;
+  for (size_t i = 0; i + keep < copies.size(); ++i) {
+    for (const char* companion : {"-wal", "-shm"}) std::remove((copies[i] + companion).c_str());
+    if (std::remove(copies[i].c_str()) == 0) ++deleted;
+  }
+  return deleted;
 }
 
 }  // namespace edgeinfer::sqlite

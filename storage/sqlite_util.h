@@ -101,4 +101,9 @@ class Txn {
 // The database must be closed.
 Result<std::string> MoveAside(const std::string& path, const std::string& tag);
 
+// Deletes the copies MoveAside made of `path` with tags starting with `tag_prefix` (each with
+// its -wal and -shm), all but the `keep` newest by name (tags that sort by time sort by age).
+// Returns how many copies it deleted; files it cannot delete are left and not counted.
+int PruneMovedAside(const std::string& path, const std::string& tag_prefix, size_t keep);
+
 }  // namespace edgeinfer::sqlite

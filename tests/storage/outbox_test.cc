@@ -371,6 +371,32 @@ TEST(OutboxTest, GarbageFileIsMovedAsideAndFreshDatabaseWorks) {
   EXPECT_EQ(Seqs(DrainAll(*ob), "p"), Range(100, 103));
 }
 
+// A device whose disk keeps corrupting the outbox must not fill up with kept copies.
+TEST(OutboxTest, KeepsOnlyTheThreeNewestCorruptCopies) {
+  TempDir dir;
+  std::vector<std::string> kept;
+  for (int round = 0; round < 5; ++round) {
+    std::string db;
+    {
+      auto ob = OpenOutbox(Options(dir.path));
+      AppendOk(*ob, Batch("p", round * 10, 10));
+      db = ob->db_path();
+    }
+    Overwrite(db, 0, static_cast<int64_t>(fs::file_size(db)), 10 + round);
+    auto ob = OpenOutbox(Options(dir.path));
+    ASSERT_EQ(ob->open_status().code(), Status::Code::kCorruption) << round;
+    const std::string msg = ob->open_status().message();
+    const size_t at = msg.find("moved aside to '");
+    ASSERT_NE(at, std::string::npos) << msg;
+    const size_t from = at + std::string("moved aside to '").size();
+    kept.push_back(msg.substr(from, msg.find('\'', from) - from));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // distinct tags, in order
+  }
+  EXPECT_EQ(CountCorruptCopies(dir.path), 3);
+  for (size_t i = 0; i < kept.size(); ++i)
+    EXPECT_EQ(fs::exists(kept[i]), i >= 2) << kept[i];  // the two oldest went
+}
+
 TEST(OutboxTest, DamagedPageIsCaughtByQuickCheckAtOpen) {
   TempDir dir;
   std::string db;
