@@ -19,6 +19,8 @@
 namespace edgeinfer::agent {
 namespace {
 
+constexpr size_t kMaxValuePointers = 64;  // input.values: one per channel
+
 namespace fs = std::filesystem;
 
 // Collected problems, each "key.path: what is wrong".
@@ -102,6 +104,11 @@ class TableReader {
       return;
     }
     *out = v;
+  }
+  // A string (a list of one) or a list of strings.
+  void StrOrStrList(std::string_view key, std::vector<std::string>* out) {
+    if (!Has(key) || !table_->get(key)->is_string()) return StrList(key, out);
+    if (const toml::node* n = Take(key, toml::node_type::string)) *out = {*n->value<std::string>()};
   }
   void StrList(std::string_view key, std::vector<std::string>* out) {
     const toml::node* n = Take(key, toml::node_type::array);
@@ -295,7 +302,7 @@ void ParseLink(const toml::table* t, const std::string& path, const std::string&
 void ParseInput(const toml::table* t, const std::string& path, Errors* errors, InputConfig* in) {
   TableReader r(t, path, errors);
   r.Str("format", &in->format);
-  r.Str("values", &in->values);
+  r.StrOrStrList("values", &in->values);
   r.Str("timestamp", &in->timestamp);
   r.Str("stream_key", &in->stream_key);
   r.Int("window", 0, 1 << 20, &in->window);
@@ -310,7 +317,11 @@ void ParseInput(const toml::table* t, const std::string& path, Errors* errors, I
     }
   }
   r.Finish();
-  CheckPointer(r, "values", in->values);
+  if (in->values.empty()) errors->Add(r.KeyPath("values"), "needs at least one JSON pointer");
+  if (in->values.size() > kMaxValuePointers)
+    errors->Add(r.KeyPath("values"), std::to_string(in->values.size()) + " pointers, at most " +
+                                         std::to_string(kMaxValuePointers));
+  for (const std::string& v : in->values) CheckPointer(r, "values", v);
   CheckPointer(r, "timestamp", in->timestamp);
   CheckPointer(r, "stream_key", in->stream_key);
   if (in->window == 0 && in->hop != 0)
@@ -560,7 +571,10 @@ void PrintPipeline(std::ostream& os, const PipelineConfig& p) {
   os << "[pipeline.input]\n";
   Kv(os, "format", p.input.format);
   if (p.input.format == "json") {
-    Kv(os, "values", p.input.values);
+    if (p.input.values.size() == 1)
+      Kv(os, "values", p.input.values[0]);
+    else
+      Kv(os, "values", p.input.values);
     Kv(os, "timestamp", p.input.timestamp);
     Kv(os, "stream_key", p.input.stream_key);
   }

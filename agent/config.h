@@ -23,24 +23,26 @@ struct TlsConfig {
 
 struct LinkConfig {
   std::string uri = "tcp://127.0.0.1:1883";
-  std::string client_id;     // default: "edgeinfer-{device}-{source|sink}"
-  int mqtt_version = 4;      // 4 = MQTT 3.1.1, 5 = MQTT 5
+  std::string client_id;  // default: "edgeinfer-{device}-{source|sink}"
+  int mqtt_version = 4;   // 4 = MQTT 3.1.1, 5 = MQTT 5
   int keepalive_s = 30;
   std::string username;
-  std::string password_file; // the password is read from this file, never from the config
+  std::string password_file;  // the password is read from this file, never from the config
   std::optional<TlsConfig> tls;
   int reconnect_min_ms = 500;
   int reconnect_max_ms = 30000;
-  int qos = 1;               // subscriptions (source) or publications (sink)
+  int qos = 1;  // subscriptions (source) or publications (sink)
 };
 
 struct InputConfig {
   std::string format = "json";  // "json" | "f32le"
-  std::string values = "/values";  // JSON pointer to an array or a number
-  std::string timestamp;           // JSON pointer, optional
-  std::string stream_key;          // JSON pointer; empty: the topic is the stream key
-  int window = 0;                  // samples per model input; 0: one message is one input
-  int hop = 0;                     // samples between windows; 0: = window
+  // JSON pointers: one to an array (nested arrays flatten row-major) or a number; several
+  // (one per channel, e.g. "/x", "/y", "/z") to equally long arrays or numbers, interleaved.
+  std::vector<std::string> values = {"/values"};
+  std::string timestamp;   // JSON pointer, optional
+  std::string stream_key;  // JSON pointer; empty: the topic is the stream key
+  int window = 0;          // samples per model input; 0: one message is one input
+  int hop = 0;             // samples between windows; 0: = window
   int max_payload_bytes = 1 << 20;
 };
 
@@ -59,8 +61,8 @@ struct PostprocessConfig {
 
 struct PipelineConfig {
   std::string name;
-  std::string model;      // .eim, or .onnx (converted at load, cached in the state dir)
-  std::string precision = "fp32";  // for .onnx models
+  std::string model;                // .eim, or .onnx (converted at load, cached in the state dir)
+  std::string precision = "fp32";   // for .onnx models
   std::vector<std::string> topics;  // filters; wildcards and $share/GROUP/ allowed
   InputConfig input;
   BatchConfig batch;
@@ -101,7 +103,7 @@ struct AgentConfig {
   std::string topic_prefix = "edgeinfer";
   std::string state_dir = "/var/lib/edgeinfer";
   LinkConfig source;
-  LinkConfig sink;        // the same as source when [sink] is absent
+  LinkConfig sink;  // the same as source when [sink] is absent
   bool sink_configured = false;
   std::vector<PipelineConfig> pipelines;
   TelemetryConfig telemetry;

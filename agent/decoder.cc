@@ -70,37 +70,93 @@ std::string_view NumberText(dom::element e, char (&buf)[32]) {
   return {buf, static_cast<size_t>(r.ptr - buf)};
 }
 
-// Appends one JSON number as a float; refuses other types and values outside float range.
-bool AppendNumber(dom::element e, const std::string& ptr, size_t index, std::vector<float>* out,
-                  DecodeError* error) {
+// One JSON number as a float; refuses other types and values outside float range.
+bool ToFloat(dom::element e, const std::string& ptr, size_t index, float* f, DecodeError* error) {
   double d = 0;
   if (e.get_double().get(d) != simdjson::SUCCESS)
     return Fail(
         error, RejectReason::kMalformed,
         "'" + ptr + "'[" + std::to_string(index) + "] is " + TypeName(e.type()) + ", not a number");
-  const float f = static_cast<float>(d);
-  if (!std::isfinite(f))
+  *f = static_cast<float>(d);
+  if (!std::isfinite(*f))
     return Fail(error, RejectReason::kNonFinite,
                 "'" + ptr + "'[" + std::to_string(index) + "] = " + std::to_string(d) +
                     " is outside the float32 range");
+  return true;
+}
+
+bool AppendNumber(dom::element e, const std::string& ptr, size_t index, std::vector<float>* out,
+                  DecodeError* error) {
+  float f = 0;
+  if (!ToFloat(e, ptr, index, &f, error)) return false;
   out->push_back(f);
   return true;
 }
 
-bool ReadValues(dom::element root, const std::string& ptr, std::vector<float>* out,
-                DecodeError* error) {
-  dom::element v;
-  if (root.at_pointer(ptr).get(v) != simdjson::SUCCESS)
-    return Fail(error, RejectReason::kMalformed, "no value at '" + ptr + "'");
-  out->clear();  // keeps its capacity: no allocation once warmed up
-  if (IsNumber(v.type())) return AppendNumber(v, ptr, 0, out, error);
+// Appends the numbers of `v` (a number, or arrays of numbers nested up to kMaxDepth deep,
+// flattened row-major) to `out`; `index` counts the numbers seen, for error messages.
+constexpr int kMaxDepth = 8;
+bool AppendFlat(dom::element v, const std::string& ptr, int depth, size_t* index,
+                std::vector<float>* out, DecodeError* error) {
+  if (IsNumber(v.type())) return AppendNumber(v, ptr, (*index)++, out, error);
   dom::array arr;
-  if (v.get_array().get(arr) != simdjson::SUCCESS)
+  if (v.get_array().get(arr) != simdjson::SUCCESS) {
+    const std::string what = std::string(" is ") + TypeName(v.type()) + ", not ";
     return Fail(error, RejectReason::kMalformed,
-                "'" + ptr + "' is " + TypeName(v.type()) + ", not an array of numbers");
-  size_t i = 0;
+                depth == 0 ? "'" + ptr + "'" + what + "an array of numbers"
+                           : "'" + ptr + "'[" + std::to_string(*index) + "]" + what + "a number");
+  }
+  if (depth == kMaxDepth)
+    return Fail(error, RejectReason::kMalformed,
+                "'" + ptr + "': arrays nested deeper than " + std::to_string(kMaxDepth));
   for (dom::element e : arr)
-    if (!AppendNumber(e, ptr, i++, out, error)) return false;
+    if (!AppendFlat(e, ptr, depth + 1, index, out, error)) return false;
+  return true;
+}
+
+bool ElementAt(dom::element root, const std::string& ptr, dom::element* v, DecodeError* error) {
+  if (root.at_pointer(ptr).get(*v) == simdjson::SUCCESS) return true;
+  return Fail(error, RejectReason::kMalformed, "no value at '" + ptr + "'");
+}
+
+// One pointer: its numbers, nested arrays flattened. Several (one per channel): equally long
+// flat arrays (or single numbers), interleaved per time step: x0, y0, z0, x1, y1, z1, ...
+bool ReadValues(dom::element root, const std::vector<std::string>& ptrs, std::vector<float>* out,
+                DecodeError* error) {
+  out->clear();  // keeps its capacity: no allocation once warmed up
+  dom::element v;
+  if (ptrs.size() == 1) {
+    size_t index = 0;
+    return ElementAt(root, ptrs[0], &v, error) && AppendFlat(v, ptrs[0], 0, &index, out, error);
+  }
+  const size_t channels = ptrs.size();
+  size_t steps = 0;
+  for (size_t c = 0; c < channels; ++c) {
+    if (!ElementAt(root, ptrs[c], &v, error)) return false;
+    dom::array arr;
+    const bool is_array = v.get_array().get(arr) == simdjson::SUCCESS;
+    if (!is_array && !IsNumber(v.type()))
+      return Fail(error, RejectReason::kMalformed,
+                  "'" + ptrs[c] + "' is " + TypeName(v.type()) + ", not a number or an array");
+    const size_t n = is_array ? arr.size() : 1;
+    if (c == 0) {
+      steps = n;
+      out->resize(steps * channels);
+    } else if (n != steps) {
+      return Fail(error, RejectReason::kWrongLength,
+                  "'" + ptrs[c] + "' has " + std::to_string(n) + " values, '" + ptrs[0] + "' has " +
+                      std::to_string(steps) + ": channels must be equally long");
+    }
+    if (!is_array) {
+      if (!ToFloat(v, ptrs[c], 0, &(*out)[c], error)) return false;
+      continue;
+    }
+    size_t t = 0;
+    for (dom::element e : arr) {
+      if (!ToFloat(e, ptrs[c], t, &(*out)[t * channels + c], error)) return false;
+      ++t;
+    }
+  }
   return true;
 }
 
@@ -153,13 +209,16 @@ Result<Decoder> Decoder::Create(const InputConfig& config) {
   if (config.format != "json" && config.format != "f32le")
     return Status::InvalidArgument("input.format '" + config.format +
                                    "' is not \"json\" or \"f32le\"");
-  for (const std::string* p : {&config.values, &config.timestamp, &config.stream_key})
+  if (config.values.empty()) return Status::InvalidArgument("input.values names no JSON pointer");
+  std::vector<const std::string*> pointers = {&config.timestamp, &config.stream_key};
+  for (const std::string& v : config.values) pointers.push_back(&v);
+  for (const std::string* p : pointers)
     if (!ValidPointer(*p))
       return Status::InvalidArgument("JSON pointer '" + *p + "' must be empty or start with '/'");
   if (config.max_payload_bytes <= 0)
     return Status::InvalidArgument("input.max_payload_bytes must be positive");
   d.json_ = config.format == "json";
-  d.values_ptr_ = config.values;
+  d.values_ptrs_ = config.values;
   d.timestamp_ptr_ = config.timestamp;
   d.stream_key_ptr_ = config.stream_key;
   d.max_payload_bytes_ = static_cast<size_t>(config.max_payload_bytes);
@@ -189,7 +248,7 @@ bool Decoder::DecodeJson(std::string_view payload, DecodedMessage* out, DecodeEr
   if (err != simdjson::SUCCESS)
     return Fail(error, RejectReason::kMalformed,
                 std::string("malformed JSON: ") + simdjson::error_message(err));
-  if (!ReadValues(root, values_ptr_, &st.values, error)) return false;
+  if (!ReadValues(root, values_ptrs_, &st.values, error)) return false;
   if (!ReadTimestamp(root, timestamp_ptr_, st, &out->timestamp, error)) return false;
   if (!ReadStreamKey(root, stream_key_ptr_, st, &out->stream_key, error)) return false;
   out->values = st.values;

@@ -2,8 +2,11 @@
 //
 // Formats (InputConfig::format):
 //   "json"  - the `values` JSON pointer names an array of numbers or a single number ("" is the
-//             whole document); the optional `timestamp` pointer names a number or a string;
-//             the optional `stream_key` pointer names a string or a number. The whole payload
+//             whole document); nested arrays ([[x, y, z], ...]) flatten row-major. Several
+//             `values` pointers (one per channel: "/x", "/y", "/z") name equally long arrays
+//             or single numbers, interleaved per time step (x0, y0, z0, x1, ...). The
+//             optional `timestamp` pointer names a number or a string; the optional
+//             `stream_key` pointer names a string or a number. The whole payload
 //             is validated (simdjson DOM), so trailing garbage or a truncated document is
 //             refused, not half-read.
 //   "f32le" - raw little-endian float32; the byte count must be a multiple of 4. No timestamp
@@ -23,6 +26,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "agent/config.h"
 #include "agent/pipeline.h"
@@ -67,7 +71,7 @@ class Decoder {
   bool DecodeF32le(std::string_view payload, DecodedMessage* out, DecodeError* error) const;
 
   bool json_ = true;
-  std::string values_ptr_;
+  std::vector<std::string> values_ptrs_;
   std::string timestamp_ptr_;
   std::string stream_key_ptr_;
   size_t max_payload_bytes_ = 0;

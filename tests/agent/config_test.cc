@@ -57,7 +57,7 @@ TEST(ConfigTest, MinimalGetsDefaults) {
   const PipelineConfig& p = c->pipelines[0];
   EXPECT_EQ(p.model, "/etc/edgeinfer/vibration.eim");
   EXPECT_EQ(p.input.format, "json");
-  EXPECT_EQ(p.input.values, "/values");
+  EXPECT_EQ(p.input.values, std::vector<std::string>{"/values"});
   EXPECT_EQ(p.batch.max_size, 16);
   EXPECT_EQ(p.batch.timeout_ms, 10);
   EXPECT_EQ(p.result_topic, "{prefix}/{device}/results/{pipeline}");
@@ -216,6 +216,23 @@ TEST(ConfigTest, InputChecks) {
                        "pipeline[0].input.format: 'csv'"));
   EXPECT_TRUE(Contains(ParseError(WithPipelineExtra("[pipeline.input]\nvalues = \"values\"\n")),
                        "pipeline[0].input.values: 'values' is not a JSON pointer"));
+  EXPECT_TRUE(
+      Contains(ParseError(WithPipelineExtra("[pipeline.input]\nvalues = [\"/x\", \"y\"]\n")),
+               "pipeline[0].input.values: 'y' is not a JSON pointer"));
+  EXPECT_TRUE(Contains(ParseError(WithPipelineExtra("[pipeline.input]\nvalues = []\n")),
+                       "pipeline[0].input.values: needs at least one JSON pointer"));
+  EXPECT_TRUE(Contains(ParseError(WithPipelineExtra("[pipeline.input]\nvalues = [\"/x\", 3]\n")),
+                       "pipeline[0].input.values[1]: expected a string"));
+  EXPECT_TRUE(Contains(ParseError(WithPipelineExtra("[pipeline.input]\nvalues = 3\n")),
+                       "pipeline[0].input.values: expected"));
+  auto channels =
+      ParseConfig(WithPipelineExtra("[pipeline.input]\nvalues = [\"/x\", \"/y\"]\n"), "/");
+  ASSERT_TRUE(channels.ok()) << channels.status().ToString();
+  EXPECT_EQ(channels->pipelines[0].input.values, (std::vector<std::string>{"/x", "/y"}));
+  const std::string text = ConfigToToml(*channels);
+  auto again = ParseConfig(text, "/");  // the effective config reads back the same
+  ASSERT_TRUE(again.ok()) << again.status().ToString() << "\n" << text;
+  EXPECT_EQ(again->pipelines[0].input.values, (std::vector<std::string>{"/x", "/y"})) << text;
   EXPECT_TRUE(Contains(ParseError(WithPipelineExtra("[pipeline.input]\nwindow = 8\nhop = 9\n")),
                        "pipeline[0].input.hop: 9 is outside 0..8"));
   EXPECT_TRUE(Contains(ParseError(WithPipelineExtra("[pipeline.input]\nhop = 9\n")),

@@ -19,7 +19,7 @@ Decoder MakeDecoder(InputConfig c) {
 
 InputConfig Json(std::string values = "/values", std::string ts = "", std::string key = "") {
   InputConfig c;
-  c.values = std::move(values);
+  c.values = {std::move(values)};
   c.timestamp = std::move(ts);
   c.stream_key = std::move(key);
   return c;
@@ -98,11 +98,51 @@ TEST(DecoderTest, RefusesMalformedJsonPrecisely) {
             "'/values'[1] is a string, not a number");
   EXPECT_EQ(ExpectRejected(d, R"({"values":{"x":1},"id":"a"})", RejectReason::kMalformed),
             "'/values' is an object, not an array of numbers");
-  ExpectRejected(d, R"({"values":[[1,2]],"id":"a"})", RejectReason::kMalformed);
+  EXPECT_EQ(ExpectRejected(d, R"({"values":[[1,2],[3,"x"]],"id":"a"})", RejectReason::kMalformed),
+            "'/values'[3] is a string, not a number");
   ExpectRejected(d, R"({"values":[null],"id":"a"})", RejectReason::kMalformed);
   EXPECT_EQ(ExpectRejected(d, R"({"values":[1]})", RejectReason::kMalformed),
             "no stream key at '/id'");
   ExpectRejected(d, R"({"values":[1],"id":[1]})", RejectReason::kMalformed);
+}
+
+// Sensors that send a list of samples: [[x, y, z], ...] flattens row-major (time-major).
+TEST(DecoderTest, NestedArraysFlattenRowMajor) {
+  Decoder d = MakeDecoder(Json("/samples"));
+  DecodedMessage m;
+  DecodeError e;
+  ASSERT_TRUE(d.Decode(R"({"samples":[[1,2,3],[4,5,6]]})", &m, &e)) << e.detail;
+  EXPECT_EQ(Values(m), (std::vector<float>{1, 2, 3, 4, 5, 6}));
+  ASSERT_TRUE(d.Decode(R"({"samples":[[[1],[2]],[]]})", &m, &e)) << e.detail;
+  EXPECT_EQ(Values(m), (std::vector<float>{1, 2}));
+  std::string deep = R"({"samples":)" + std::string(9, '[') + "1" + std::string(9, ']') + "}";
+  EXPECT_NE(ExpectRejected(d, deep, RejectReason::kMalformed).find("nested deeper than 8"),
+            std::string::npos);
+}
+
+// Sensors that send one field per channel: {"x": .., "y": .., "z": ..}, one sample or many.
+TEST(DecoderTest, OnePointerPerChannelInterleavesTimeSteps) {
+  InputConfig c = Json();
+  c.values = {"/x", "/y", "/z"};
+  Decoder d = MakeDecoder(c);
+  DecodedMessage m;
+  DecodeError e;
+  ASSERT_TRUE(d.Decode(R"({"x":0.5,"y":-1,"z":9.8})", &m, &e)) << e.detail;
+  EXPECT_EQ(Values(m), (std::vector<float>{0.5f, -1, 9.8f}));
+  ASSERT_TRUE(d.Decode(R"({"z":[7,8],"x":[1,2],"y":[4,5]})", &m, &e)) << e.detail;
+  EXPECT_EQ(Values(m), (std::vector<float>{1, 4, 7, 2, 5, 8}));
+  EXPECT_EQ(ExpectRejected(d, R"({"x":[1,2],"y":[4],"z":[7,8]})", RejectReason::kWrongLength),
+            "'/y' has 1 values, '/x' has 2: channels must be equally long");
+  EXPECT_EQ(ExpectRejected(d, R"({"x":1,"y":2})", RejectReason::kMalformed), "no value at '/z'");
+  EXPECT_EQ(ExpectRejected(d, R"({"x":1,"y":"2","z":3})", RejectReason::kMalformed),
+            "'/y' is a string, not a number or an array");
+  EXPECT_EQ(ExpectRejected(d, R"({"x":[1],"y":[2],"z":[1e40]})", RejectReason::kNonFinite)
+                .find("'/z'[0]"),
+            0u);
+  c.values = {"/x", "y"};
+  EXPECT_FALSE(Decoder::Create(c).ok());
+  c.values = {};
+  EXPECT_FALSE(Decoder::Create(c).ok());
 }
 
 TEST(DecoderTest, RefusesWrongTimestampType) {

@@ -328,7 +328,7 @@ TEST_F(PipelineTest, StreamKeyFromPayloadAndLruEviction) {
 TEST_F(PipelineTest, StopDrainsEveryAcceptedInput) {
   PipelineConfig c = Config();
   c.input.window = 0;
-  c.input.values = "";  // the whole payload is the array
+  c.input.values = {""};  // the whole payload is the array
   c.batch.max_size = 16;
   c.batch.timeout_ms = 60000;  // nothing leaves on time: only Stop flushes the tail
   auto p = Make(c);
@@ -350,7 +350,7 @@ TEST_F(PipelineTest, StopDrainsEveryAcceptedInput) {
 TEST_F(PipelineTest, ShedInputsAreReportedAsQueueOverflow) {
   PipelineConfig c = Config();
   c.input.window = 0;
-  c.input.values = "";
+  c.input.values = {""};
   c.batch.max_size = 16;
   c.batch.timeout_ms = 60000;
   auto p = Make(c);
