@@ -13,6 +13,7 @@ packages=(
   libgtest-dev
   mosquitto mosquitto-clients                      # the real broker of tests and demo
   systemd                                          # systemd-analyze verify in the tests
+  g++-aarch64-linux-gnu qemu-user                  # the NEON kernels' test (scripts/test_arm64.sh)
 )
 if [[ "${1:-}" == "--train" ]]; then
   packages+=(python3-torch python3-onnx python3-numpy dataset-fashion-mnist)
