@@ -122,7 +122,11 @@ Decision Decide(const Layer& l, const Graph& g, const QuantizeOptions& o) {
   if (o.precision == Precision::kInt4 && l.logits && o.logits_int4 != Precision::kInt4)
     d = {o.logits_int4, "logits layer"};
   if (o.precision == Precision::kInt8 && node.op == "Conv" && o.conv_int8 != Precision::kInt8)
-    d = {o.conv_int8, "conv: int8 no faster than fp32 sgemm"};
+    d = {o.conv_int8, std::string("conv: ") + PrecisionName(o.conv_int8) + " asked for convs"};
+  if (o.precision == Precision::kInt8 && d.precision == Precision::kInt8 && node.op == "Conv" &&
+      l.k < o.min_int8_conv_k)
+    d = {Precision::kFp32, "conv K = " + std::to_string(l.k) + " < " +
+                               std::to_string(o.min_int8_conv_k) + ": fp32 is faster"};
   if (o.precision == Precision::kInt8Static && node.op == "Conv" &&
       o.conv_int8_static != Precision::kInt8Static)
     d = {o.conv_int8_static, "conv: static int8 no faster than fp32 sgemm"};
@@ -139,7 +143,7 @@ Decision Decide(const Layer& l, const Graph& g, const QuantizeOptions& o) {
 
 // The float weight as the row-major matrix [N, K] the quantizers take: transposed and scaled
 // when the Gemm needs it, else the tensor's own bytes; `ohwi`: a Conv's [M, C/g, k...] rows
-// reordered to [M, k..., C/g] (QConv's order).
+// reordered to [M, k..., C/g] (the order of the int8 im2row of QConv and the dynamic Conv).
 std::vector<float> WeightRows(const TensorDesc& w, const Layer& l, bool ohwi) {
   const auto* src = static_cast<const float*>(w.data);
   std::vector<float> rows(static_cast<size_t>(l.n * l.k));
@@ -180,7 +184,11 @@ Status StoreWeight(const Layer& l, Precision p, Graph* g) {
   TensorDesc q;
   q.name = w.name;
   q.dtype = quant::WeightDType(format);
-  const bool ohwi = node.op == "Conv" && p == Precision::kInt8Static;
+  // Integer conv weights are stored OHWI, the order the int8 im2row writes a patch in; a Conv
+  // (not QConv, which always reads OHWI) says so in weight_layout, so files written before,
+  // with OIHW integer weights, still run (conv.cc).
+  const bool ohwi = node.op == "Conv" && p != Precision::kFp16;
+  if (ohwi && p != Precision::kInt8Static) node.attrs.Set("weight_layout", std::string("ohwi"));
   q.dims = node.op == "Gemm" ? Dims{l.n, l.k} : ohwi ? OhwiDims(w.dims) : w.dims;
   // The size every reader of the graph checks (ValidateGraph, the .eim writer and reader).
   Result<uint64_t> size = ConstantBytes(q.dtype, q.dims);

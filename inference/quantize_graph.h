@@ -12,7 +12,10 @@
 //   - a grouped conv whose M/group is not a multiple of 8 runs int8 in an int4 plan;
 //   - the logits layers (a Gemm/Conv whose output reaches a graph output through no other
 //     Gemm/Conv) take QuantizeOptions::logits_int4 in an int4 plan: int8 by default;
-//   - Conv layers take QuantizeOptions::conv_int8 in an int8 plan: fp32 by default;
+//   - Conv layers take QuantizeOptions::conv_int8 in an int8 plan (int8 by default) unless their
+//     K (C/group * kh * kw) is below min_int8_conv_k (64): those stay fp32. Int8 and int4 conv
+//     weights are stored OHWI ([M, k..., C/group], the order of the int8 im2row) and the Conv
+//     node says so with weight_layout = "ohwi" (files from before keep OIHW and still run);
 //   - int8-static plans (QuantizeOptions::thresholds from inference/calibration.h): Gemm and Conv
 //     become QGemm / QConv (docs/ops.md) with int8 weights and calibrated activation scales; a
 //     Gemm whose C is not a constant [N] / [1, N] bias row added with beta 1 runs dynamic int8;
@@ -35,11 +38,21 @@
 //     toolkits keep the output layer at higher precision for the same reason.
 //   - min_weights 1024: quantizing the vibration CNN's stem (3 x 7 taps x 32) and fc (64 x 4) too
 //     drops its int4 accuracy from 95.97% to 95.85% (agreement 99.24% -> 98.80%) for 2.6 KB.
-//   - conv fp32 in int8 plans: on AVX2 (no VNNI) the int8 kernel does about as many MACs per
-//     cycle as OpenBLAS's fp32 sgemm, and the conv shapes are compute-bound, so im2col's
-//     transposition and the activation quantization make int8 convs slower: the vibration CNN
-//     ran 0.096 ms at batch 1 with int8 convs against 0.079 ms fp32 (the int8 GEMM alone took 51
-//     us where sgemm took 42). Int8 weights pay where the bytes dominate (Gemm at small M).
+//   - convs int8 in int8 plans, K >= 64: the dynamic int8 Conv (inference/ops/conv.cc)
+//     quantizes each sample's input once (one scale per sample and group) straight into HWC and
+//     builds the GEMM rows with an int8 im2row, so only the integer GEMM is left against
+//     sgemm. The vibration CNN (edgeinfer bench p50, 5 alternating rounds, one thread):
+//     batch 1 int8 0.056 ms vs fp32 0.078, batch 16 0.892 vs 1.262 ms. Per layer (profile
+//     medians, batch 1): block2.0 (K = 320) 22.5 us int8 vs 37.8 fp32, block2.4 (K = 192) 8.8 vs
+//     14.4, but block1.3 (1x1 over 32 channels, K = 32) 16.1 vs 11.0: at K = 32 the GEMM's
+//     per-output overhead and the quantize/transposes outweigh the narrower MACs, hence
+//     min_int8_conv_k = 64 (with block1.3 int8 too the model ran 0.061 ms). The old kernel
+//     (float im2col transposed, every row quantized on its own) ran 0.096 ms. Accuracy (full
+//     vibration test set, 4096): int8 96.14%, fp32 96.07%, top-1 agreement 99.93%.
+//   - int4 plans quantize every eligible conv, K = 32 included: int4 is chosen for size, and
+//     the model runs at fp32 speed (batch 1 0.078 ms, batch 16 1.259 vs 1.262) in 33.7 KB
+//     against 153 KB; keeping block1.3 fp32 gave 0.069 ms in 40.6 KB. Accuracy 95.92%
+//     (agreement 99.22%).
 //   - convs static in int8-static plans: no per-run max scan, int8 im2row straight from int8
 //     tensors (a quarter of the bytes) and a weight order that makes it a copy per window row.
 //     The vibration CNN, batch 1, one thread (edgeinfer bench p50, the same run, a busy
@@ -79,7 +92,9 @@ struct QuantizeOptions {
   // The logits layers' precision in an int4 plan.
   Precision logits_int4 = Precision::kInt8;
   // Conv layers' precision in an int8 plan.
-  Precision conv_int8 = Precision::kFp32;
+  Precision conv_int8 = Precision::kInt8;
+  // In an int8 plan, Conv layers with a shorter K (C/group * kh * kw) stay fp32.
+  int64_t min_int8_conv_k = 64;
   // Conv layers' precision in an int8-static plan.
   Precision conv_int8_static = Precision::kInt8Static;
   // In an int8-static plan, Conv layers with a shorter K (C/group * kh * kw) stay fp32.

@@ -5,12 +5,20 @@
 //    the GEMM would have K = kh*kw;
 //  - pointwise (1x1, stride 1, no pad): the input planes already are the GEMM's right matrix;
 //  - otherwise im2col into scratch and one sgemm per group per sample.
-// A Conv whose constant W is float16 or quantized (inference/quant/weight_format.h) runs a fourth
-// kernel: per sample and group, im2col transposed into rows (the patch of each output position as
-// a row, K = C/group * kh * kw, the order of W's rows) in scratch, the quantized GEMM
-// rows[positions, K] * W[M/group, K]^T with the bias fused, and a transposition into the output
-// planes with the activation. Depthwise convs keep float32 weights (the converter never quantizes
-// them: a K of kh*kw taps is too short for integer dot products to pay).
+// A Conv whose constant W is float16 or quantized (inference/quant/weight_format.h) runs one of
+// two more kernels, both ending in the quantized GEMM rows[positions, K] * W[M/group, K]^T with
+// the bias fused and a transposition into the output planes with the activation:
+//  - DynamicQConvKernel, for int8 and int4 weights stored OHWI ([M, k..., C/group], attribute
+//    weight_layout = "ohwi", what the converter writes): per sample and group the input planes
+//    are quantized once, with one scale (max|x| / 127 over those planes, taken at run time), and
+//    transposed to HWC in the same pass; the int8 im2row that QConv uses (quant::Im2RowHwc) then
+//    builds the GEMM's rows in W's (k..., C/group) order. Bytes, not floats, move through the
+//    im2row, and C*H*W values are quantized instead of positions * K;
+//  - QuantConvKernel, for float16 weights and for int8/int4 weights in ONNX's OIHW order (files
+//    written before the OHWI layout): im2col transposed into float rows, each row quantized on
+//    its own by the GEMM's quantize step (K-fold redundant work, kept for those files).
+// Depthwise convs keep float32 weights (the converter never quantizes them: a K of kh*kw taps is
+// too short for integer dot products to pay).
 #include <algorithm>
 #include <climits>
 
@@ -18,7 +26,11 @@
 #include "inference/kernels/blas.h"
 #include "inference/kernels/depthwise_conv.h"
 #include "inference/kernels/im2col.h"
+#include "inference/kernels/quant_acts.h"
 #include "inference/ops/nn_ops_internal.h"
+#include "inference/profiler.h"
+#include "inference/quant/quantize.h"
+#include "inference/quant/requant.h"
 
 namespace edgeinfer::nn {
 
@@ -30,12 +42,31 @@ struct ConvParams {
   Dims out_dims;
   bool depthwise = false;
   bool pointwise = false;
-  bool quantized = false;  // W is not float32: QuantConvKernel
+  bool quantized = false;  // W is not float32: QuantConvKernel or DynamicQConvKernel
+  bool ohwi = false;       // W is [M, k..., C/group] (int8/int4 only): DynamicQConvKernel
   Activation act;
 };
 
-// W is [M, C/group, k...] with literal dims; group divides C and M.
-Status CheckWeight(const Node& node, const TensorDesc& x, const TensorDesc& w, int64_t* group) {
+// The optional weight_layout attribute: "oihw" (ONNX's [M, C/group, k...], the default) or
+// "ohwi" ([M, k..., C/group]), which only int8 and int4 weights may take.
+Status ParseWeightLayout(const Node& node, const TensorDesc& w, bool* ohwi) {
+  *ohwi = false;
+  if (!node.attrs.Has("weight_layout")) return Status::Ok();
+  const std::string layout = node.attrs.GetString("weight_layout");
+  if (layout != "oihw" && layout != "ohwi")
+    return NodeError(node, "weight_layout must be the string \"oihw\" or \"ohwi\"");
+  *ohwi = layout == "ohwi";
+  if (*ohwi && w.dtype != DType::kQInt8Channel && w.dtype != DType::kQInt4Block)
+    return NodeUnsupported(node, std::string("weight_layout \"ohwi\" needs a qint8_channel or "
+                                             "qint4_block weight, got ") +
+                                     DTypeName(w.dtype));
+  return Status::Ok();
+}
+
+// W is [M, C/group, k...] (or [M, k..., C/group] when ohwi) with literal dims; group divides C
+// and M.
+Status CheckWeight(const Node& node, const TensorDesc& x, const TensorDesc& w, bool ohwi,
+                   int64_t* group) {
   if (w.dims.size() != x.dims.size())
     return NodeError(node, "weight " + DimsToString(w.dims) + " must have the input's rank " +
                                std::to_string(x.dims.size()));
@@ -52,7 +83,7 @@ Status CheckWeight(const Node& node, const TensorDesc& x, const TensorDesc& w, i
     return NodeError(node, "group " + std::to_string(g) + " must divide the input channels (" +
                                std::to_string(c) + ") and the output channels (" +
                                std::to_string(m) + ")");
-  if (w.dims[1] != c / g)
+  if ((ohwi ? w.dims.back() : w.dims[1]) != c / g)
     return NodeError(node, "weight " + DimsToString(w.dims) +
                                " must have C/group = " + std::to_string(c / g) + " input channels");
   return Status::Ok();
@@ -78,8 +109,8 @@ void ChooseKernel(int64_t c, ConvParams* p) {
 Status CheckQuantizedConv(const Node& node, const TensorDesc& w, int64_t c, int64_t k,
                           const ConvParams& p) {
   if (p.group == c && c > 1)
-    return NodeUnsupported(node, std::string("a depthwise conv takes float32 weights, not ") +
-                                     DTypeName(w.dtype));
+    return NodeUnsupported(
+        node, std::string("a depthwise conv takes float32 weights, not ") + DTypeName(w.dtype));
   if (k > quant::kMaxQuantK)
     return NodeUnsupported(node, "C/group*kh*kw = " + std::to_string(k) +
                                      " exceeds the quantized kernels' " +
@@ -96,11 +127,13 @@ Status ParseConv(const Node& node, const Graph& graph, ConvParams* p) {
   const TensorDesc& w = *InputDesc(node, graph, 1);
   int spatial;
   EI_RETURN_IF_ERROR(CheckSpatialInput(node, x, &spatial));
-  EI_RETURN_IF_ERROR(CheckWeight(node, x, w, &p->group));
+  EI_RETURN_IF_ERROR(ParseWeightLayout(node, w, &p->ohwi));
+  EI_RETURN_IF_ERROR(CheckWeight(node, x, w, p->ohwi, &p->group));
   const int64_t c = x.dims[1], m = w.dims[0];
   EI_RETURN_IF_ERROR(CheckBias(node, InputDesc(node, graph, 2), m));
   WindowAxis axes[2];
-  EI_RETURN_IF_ERROR(ParseWindow(node, spatial, &w.dims[2], /*allow_dilations=*/true, axes));
+  const int64_t* kernel_dims = p->ohwi ? &w.dims[1] : &w.dims[2];
+  EI_RETURN_IF_ERROR(ParseWindow(node, spatial, kernel_dims, /*allow_dilations=*/true, axes));
   p->out_dims = {x.dims[0], m};
   EI_RETURN_IF_ERROR(SpatialOutput(node, x.dims, spatial, axes, /*ceil_mode=*/false, &p->out_dims));
   const int64_t out_plane = spatial == 2 ? p->out_dims[2] * p->out_dims[3] : p->out_dims[2];
@@ -213,7 +246,8 @@ void Transpose(const float* src, int64_t rows, int64_t cols, int64_t lds, float*
       const int64_t j1 = std::min(cols, j0 + kTile);
       if (i1 - i0 == kTile && j1 - j0 == kTile) {
         for (int64_t j = 0; j < kTile; ++j)
-          for (int64_t i = 0; i < kTile; ++i) dst[(j0 + j) * ldd + i0 + i] = src[(i0 + i) * lds + j0 + j];
+          for (int64_t i = 0; i < kTile; ++i)
+            dst[(j0 + j) * ldd + i0 + i] = src[(i0 + i) * lds + j0 + j];
         continue;
       }
       for (int64_t j = j0; j < j1; ++j)
@@ -297,6 +331,94 @@ class QuantConvKernel final : public Kernel {
   QuantGemm gemm_;
 };
 
+// The profiler keeps a pointer to the span's name: static storage outlives every profiler.
+const std::string& QuantizeSpanName() {
+  static const std::string* name = new std::string("quantize");
+  return *name;
+}
+
+// Conv with int8 or int4 weights in OHWI order (see the top of the file). Scratch, 64-byte
+// aligned pieces: the group's input as int8 HWC [H*W, C/group], the GEMM's activations for P =
+// out_h * out_w rows (QuantGemm::Acts: the im2row's rows [P, Kp], their scales and the int4
+// corrections), and the GEMM's output [P, M/group] before its transposition into the planes.
+class DynamicQConvKernel final : public Kernel {
+ public:
+  DynamicQConvKernel(const ConvParams& p, const TensorDesc& w)
+      : p_(p),
+        gemm_(w),
+        requant_transpose_(quant::SelectStatic(quant::BestCpuLevel()).requant_transpose) {}
+
+  size_t ScratchBytes(std::span<const Shape> in, std::span<const Shape> out) const override {
+    return MakeLayout(in[0], out[0]).total;
+  }
+
+  void Run(const KernelContext& ctx) override {
+    const Shape& xs = ctx.in[0].shape;
+    const Shape& ys = ctx.out[0].shape;
+    const PlaneGeom g = MakePlaneGeom(xs, ys, p_.h, p_.w);
+    const Layout l = MakeLayout(xs, ys);
+    auto* base = static_cast<uint8_t*>(ctx.scratch);
+    auto* hwc = reinterpret_cast<int8_t*>(base);
+    void* acts_scratch = base + l.acts_offset;
+    auto* tmp = reinterpret_cast<float*>(base + l.tmp_offset);
+    const int64_t c = xs[1], m = ys[1];
+    const int64_t cg = c / p_.group, mg = m / p_.group;
+    const int64_t in_plane = g.in_h * g.in_w, plane = g.out_h * g.out_w;
+    const float* bias = ctx.num_in > 2 ? ctx.in[2].f32() : nullptr;
+    const quant::QuantizedActs acts = gemm_.Acts(plane, acts_scratch);
+    for (int64_t n = 0; n < xs[0]; ++n) {
+      for (int64_t grp = 0; grp < p_.group; ++grp) {
+        const float* xg = ctx.in[0].f32() + (n * c + grp * cg) * in_plane;
+        QuantizeRows(xg, cg, g, hwc, acts, ctx.profiler);
+        gemm_.RunQuantized(plane, grp * mg, (grp + 1) * mg, bias, tmp, mg, acts_scratch);
+        float* y = ctx.out[0].f32() + (n * m + grp * mg) * plane;
+        Transpose(tmp, plane, mg, mg, y, plane);
+        p_.act.Apply(y, static_cast<size_t>(mg * plane));
+      }
+    }
+  }
+
+ private:
+  struct Layout {
+    size_t acts_offset = 0, tmp_offset = 0, total = 0;
+  };
+
+  static size_t Align64(size_t v) { return (v + 63) / 64 * 64; }
+
+  Layout MakeLayout(const Shape& x, const Shape& y) const {
+    const PlaneGeom g = MakePlaneGeom(x, y, p_.h, p_.w);
+    const int64_t plane = g.out_h * g.out_w;
+    Layout l;
+    l.acts_offset = Align64(static_cast<size_t>(g.in_h * g.in_w * (x[1] / p_.group)));
+    l.tmp_offset = l.acts_offset + Align64(gemm_.ScratchBytes(plane));
+    l.total = l.tmp_offset + static_cast<size_t>(plane * (y[1] / p_.group)) * sizeof(float);
+    return l;
+  }
+
+  // The GEMM's activations from one group's cg input planes: one scale for all of them (as
+  // quant::QuantizeActRow would give a row holding every value), codes transposed to HWC, the
+  // im2row, every row's scale and the int4 corrections. The profiler's "quantize" span covers it
+  // all: it is what replaces the GEMM's own per-row quantize step.
+  void QuantizeRows(const float* x, int64_t cg, const PlaneGeom& g, int8_t* hwc,
+                    const quant::QuantizedActs& a, Profiler* profiler) const {
+    const int64_t start = profiler != nullptr ? Profiler::NowNs() : 0;
+    const int64_t in_plane = g.in_h * g.in_w;
+    const float amax = MaxAbs(x, cg * in_plane);
+    const bool zero = amax < quant::kTinyScaleLimit;
+    const float inv = zero ? 0.f : quant::kInt8Max / amax;
+    requant_transpose_(x, cg, in_plane, in_plane, inv, -127.f, 127.f, hwc, cg);
+    quant::Im2RowHwc(hwc, cg, cg, g, a.kp, a.q);
+    std::fill(a.scales, a.scales + a.m, zero ? 0.f : amax / quant::kInt8Max);
+    if (a.corr != nullptr) Q4Corrections(a.q, a.m, a.kp, a.corr);
+    if (profiler != nullptr)
+      profiler->Record(&QuantizeSpanName(), "quantize", start, Profiler::NowNs() - start);
+  }
+
+  ConvParams p_;
+  QuantGemm gemm_;
+  quant::RequantTransposeFn requant_transpose_ = nullptr;
+};
+
 }  // namespace
 
 Status InferConv(const Node& node, const Graph& graph, std::vector<TensorDesc>* outs) {
@@ -310,8 +432,9 @@ Status InferConv(const Node& node, const Graph& graph, std::vector<TensorDesc>* 
 Result<std::unique_ptr<Kernel>> CreateConv(const Node& node, const Graph& graph) {
   ConvParams p;
   EI_RETURN_IF_ERROR(ParseConv(node, graph, &p));
-  if (p.quantized)
-    return std::unique_ptr<Kernel>(new QuantConvKernel(p, *InputDesc(node, graph, 1)));
+  const TensorDesc& w = *InputDesc(node, graph, 1);
+  if (p.ohwi) return std::unique_ptr<Kernel>(new DynamicQConvKernel(p, w));
+  if (p.quantized) return std::unique_ptr<Kernel>(new QuantConvKernel(p, w));
   return std::unique_ptr<Kernel>(new ConvKernel(p));
 }
 

@@ -12,8 +12,8 @@
 #include "inference/graph.h"
 #include "inference/kernels/window.h"
 #include "inference/op.h"
-#include "inference/quant/qgemm.h"
 #include "inference/ops/activation.h"
+#include "inference/quant/qgemm.h"
 
 namespace edgeinfer::nn {
 
@@ -60,6 +60,13 @@ class QuantGemm {
   // n_begin, rows ldy apart, from x [m, K] with rows ldx apart; bias indexed from n_begin.
   void Run(int64_t m, const float* x, int64_t ldx, int64_t n_begin, int64_t n_end,
            const float* bias, float* y, int64_t ldy, void* scratch, Profiler* profiler) const;
+
+  // For callers that quantize X themselves (Conv's int8 im2row; not for kFp16): the activation
+  // layout of `m` rows in scratch (ScratchBytes(m) bytes), to be filled (codes, every row's
+  // scale and, for kQ4, the corrections), then RunQuantized runs the gemm step alone on it.
+  quant::QuantizedActs Acts(int64_t m, void* scratch) const;
+  void RunQuantized(int64_t m, int64_t n_begin, int64_t n_end, const float* bias, float* y,
+                    int64_t ldy, const void* scratch) const;
 
  private:
   quant::QuantWeights weights_;

@@ -30,6 +30,21 @@ size_t QuantGemm::ScratchBytes(int64_t m) const {
   return quant::ScratchBytes(weights_.format, m, weights_.k);
 }
 
+quant::QuantizedActs QuantGemm::Acts(int64_t m, void* scratch) const {
+  return quant::ActsLayout(weights_.format, m, weights_.k, scratch);
+}
+
+void QuantGemm::RunQuantized(int64_t m, int64_t n_begin, int64_t n_end, const float* bias, float* y,
+                             int64_t ldy, const void* scratch) const {
+  quant::QGemmProblem p;
+  p.m = m;
+  p.w = n_begin == 0 && n_end == weights_.n ? weights_ : quant::SliceRows(weights_, n_begin, n_end);
+  p.bias = bias != nullptr ? bias + n_begin : nullptr;
+  p.y = y;
+  p.ldy = ldy;
+  kernels_.gemm(p, scratch);
+}
+
 void QuantGemm::Run(int64_t m, const float* x, int64_t ldx, int64_t n_begin, int64_t n_end,
                     const float* bias, float* y, int64_t ldy, void* scratch,
                     Profiler* profiler) const {

@@ -163,6 +163,7 @@ Graph Quantized(const Graph& g, Precision p) {
   o.min_weights = 0;
   o.logits_int4 = Precision::kInt4;
   o.conv_int8 = Precision::kInt8;
+  o.min_int8_conv_k = 0;
   std::vector<LayerPlan> plan;
   auto q = QuantizeGraph(g, o, &plan);
   EXPECT_TRUE(q.ok()) << q.status().ToString();
@@ -218,17 +219,20 @@ std::vector<double> WeightErrorBound(const TensorDesc& w) {
 // Checks y[m][n] (after a ReLU when `relu`) against rows X [M, K] . W [N, K]^T + bias in float64:
 //   |y - ref| <= sum_k |x| e_w + sum_k (|w| + e_w) * s_x / 2 + 1e-5 * sum_k |x| |w| + 1e-6
 // with e_w the weight's bound and s_x = max|x[m]| / 127 the row's activation scale (0 for fp16,
-// which keeps activations float). `out(m, n)` reads the op's output.
+// which keeps activations float), or row_amax[m] / 127 when given (a dynamic int8 Conv quantizes
+// a sample's planes with one scale). `out(m, n)` reads the op's output.
 template <class Out>
 void ExpectWithinBound(const std::vector<double>& rows, int64_t m_count, int64_t k,
                        const std::vector<float>& w, const std::vector<double>& ew,
                        const std::vector<float>& bias, int64_t n_count, bool quantized_acts,
-                       bool relu, Out out, const std::string& what) {
+                       bool relu, Out out, const std::string& what,
+                       const std::vector<double>* row_amax = nullptr) {
   int bad = 0;
   for (int64_t m = 0; m < m_count; ++m) {
     const double* x = &rows[m * k];
     double amax = 0;
     for (int64_t i = 0; i < k; ++i) amax = std::max(amax, std::fabs(x[i]));
+    if (row_amax != nullptr) amax = (*row_amax)[m];
     const double sx = quantized_acts ? amax / 127.0 : 0.0;
     for (int64_t n = 0; n < n_count; ++n) {
       double ref = bias.empty() ? 0.0 : bias[n];
@@ -353,6 +357,19 @@ std::vector<double> ConvRows(const ConvSpec& s, const std::vector<float>& x, int
   return rows;
 }
 
+// The bounds of rows [n_begin, n_end) of a conv weight's `ew` (storage order) in OIHW order: an
+// OHWI weight [M, k..., C/g] has its columns (tap, channel) reordered to (channel, tap).
+std::vector<double> OihwOrder(const std::vector<double>& ew, const ConvSpec& s, bool ohwi,
+                              int64_t n_begin, int64_t n_end) {
+  const int64_t cg = s.c / s.group, taps = Numel(s.kernel), k = cg * taps;
+  std::vector<double> out;
+  for (int64_t n = n_begin; n < n_end; ++n)
+    for (int64_t c = 0; c < cg; ++c)
+      for (int64_t t = 0; t < taps; ++t)
+        out.push_back(ew[n * k + (ohwi ? t * cg + c : c * taps + t)]);
+  return out;
+}
+
 TEST(QuantOpConv, MatchesFloatWithinScaleBoundsAtEveryLevel) {
   const ConvSpec cases[] = {
       {3, 32, 1, {50}, {7}, {2}, {1}, {3, 3}},   // a stem: K = 21, stride 2, padding
@@ -373,6 +390,8 @@ TEST(QuantOpConv, MatchesFloatWithinScaleBoundsAtEveryLevel) {
       Graph q = Quantized(l.graph, p);
       const TensorDesc& wq = q.tensors[q.nodes[0].inputs[1]];
       const std::vector<double> ew = WeightErrorBound(wq);
+      // int8 and int4 conv weights are stored OHWI (fp16 keeps ONNX's OIHW).
+      EXPECT_EQ(q.nodes[0].attrs.GetString("weight_layout"), p == Precision::kFp16 ? "" : "ohwi");
       std::vector<float> first;
       for (CpuLevel level : TestedLevels()) {
         ScopedLevel scoped(level);
@@ -384,7 +403,18 @@ TEST(QuantOpConv, MatchesFloatWithinScaleBoundsAtEveryLevel) {
           const int64_t k = static_cast<int64_t>(l.w.size()) / s.m;
           ASSERT_EQ(static_cast<int64_t>(y.size()), batch * s.m * plane);
           const std::vector<float> w(l.w.begin() + grp * mg * k, l.w.begin() + (grp + 1) * mg * k);
-          const std::vector<double> e(ew.begin() + grp * mg * k, ew.begin() + (grp + 1) * mg * k);
+          const bool ohwi = q.nodes[0].attrs.GetString("weight_layout") == "ohwi";
+          const std::vector<double> e = OihwOrder(ew, s, ohwi, grp * mg, (grp + 1) * mg);
+          // int8/int4 weights are stored OHWI and run the dynamic kernel: one activation scale
+          // per sample and group, max|x| over the group's input planes.
+          std::vector<double> amax;
+          for (int n = 0; n < batch; ++n) {
+            double a = 0;
+            for (int64_t i = 0; i < in_sample / s.group; ++i)
+              a = std::max(a,
+                           std::fabs(double{x[n * in_sample + grp * (in_sample / s.group) + i]}));
+            amax.insert(amax.end(), static_cast<size_t>(plane), a);
+          }
           const std::vector<float> b(l.bias.begin() + grp * mg, l.bias.begin() + (grp + 1) * mg);
           ExpectWithinBound(
               rows, batch * plane, k, w, e, b, mg, p != Precision::kFp16, /*relu=*/true,
@@ -393,7 +423,8 @@ TEST(QuantOpConv, MatchesFloatWithinScaleBoundsAtEveryLevel) {
                 return y[(n * s.m + grp * mg + oc) * plane + pos];
               },
               "Conv " + DimsToString(wq.dims) + " over " + DimsToString(s.spatial) + " " +
-                  Describe(p, level));
+                  Describe(p, level),
+              ohwi ? &amax : nullptr);
         }
         if (first.empty()) first = y;
         if (p != Precision::kFp16) {
@@ -603,7 +634,15 @@ TEST(QuantOpQuantizeGraph, ConvPolicyAndDepthwise) {
   Layer r = ConvLayer(regular, 6);
   o.keep.clear();
   ASSERT_TRUE(QuantizeGraph(r.graph, o, &plan).ok());
-  EXPECT_EQ(Precisions(plan), std::vector<std::string>{"fp32"});  // int8 plans keep convs fp32
+  // K = 8 * 3 = 24: too short for int8 to beat fp32 sgemm (QuantizeOptions::min_int8_conv_k).
+  EXPECT_EQ(Precisions(plan), std::vector<std::string>{"fp32"});
+  EXPECT_NE(plan[0].note.find("K = 24 < 64"), std::string::npos) << plan[0].note;
+  ConvSpec longer{32, 16, 1, {16}, {3}, {1}, {1}, {1, 1}};  // K = 96: int8, stored OHWI
+  auto q = QuantizeGraph(ConvLayer(longer, 7).graph, o, &plan);
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ(Precisions(plan), std::vector<std::string>{"int8"});
+  EXPECT_EQ(q->nodes[0].attrs.GetString("weight_layout"), "ohwi");
+  EXPECT_EQ(q->tensors[q->nodes[0].inputs[1]].dims, (Dims{16, 3, 32}));
   o.precision = Precision::kInt4;
   ASSERT_TRUE(QuantizeGraph(r.graph, o, &plan).ok());
   EXPECT_EQ(Precisions(plan), std::vector<std::string>{"int8"});  // it is the logits layer
