@@ -50,12 +50,22 @@ void ReduceAll(const V* acc, int count, S* out) {
 
 float MaxAbs(const float* x, int64_t k) {
   const __m256 sign = _mm256_set1_ps(-0.f);
-  __m256 vmax = _mm256_setzero_ps();
+  // Four running maxima: one chain of dependent vmaxps measured 15-50% slower.
+  __m256 vmax[4] = {};
   int64_t i = 0;
   // max_ps(a, b) returns b when a is NaN, so NaN inputs are skipped as in the reference.
-  for (; i + 8 <= k; i += 8)
-    vmax = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)), vmax);
-  __m128 m = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+  for (; i + 32 <= k; i += 32) {
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      vmax[j] = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + i + 8 * j)), vmax[j]);
+    }
+  }
+  for (; i + 8 <= k; i += 8) {
+    vmax[0] = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)), vmax[0]);
+  }
+  const __m256 all =
+      _mm256_max_ps(_mm256_max_ps(vmax[0], vmax[1]), _mm256_max_ps(vmax[2], vmax[3]));
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(all), _mm256_extractf128_ps(all, 1));
   m = _mm_max_ps(m, _mm_movehl_ps(m, m));
   m = _mm_max_ss(m, _mm_movehdup_ps(m));
   float amax = _mm_cvtss_f32(m);
@@ -66,21 +76,24 @@ float MaxAbs(const float* x, int64_t k) {
   return amax;
 }
 
-// 32 codes in element order. max_ps(NaN, -127) is -127, like QuantizeActValue; cvtps rounds half
-// to even (the default MXCSR mode, as nearbyint's default mode).
+// 32 codes in element order, for inv = 127 / max|row| (or 0) of the row x belongs to. cvtps rounds
+// half to even (the default MXCSR mode, as nearbyint's default mode). QuantizeActValue clamps to
+// [-127, 127] before rounding; here the clamp is one integer max at the end, which gives the same
+// codes: a finite x has |x * inv| <= 127 * (1 + 2^-23), which rounds into [-127, 127]; anything
+// else is NaN (x NaN, or x infinite and so inv = 0), which converts to INT_MIN, saturates to -128
+// in the packs, and becomes -127, as NaN does in QuantizeActValue.
 __m256i Quantize32(const float* x, __m256 inv) {
-  const __m256 lo = _mm256_set1_ps(-127.f);
-  const __m256 hi = _mm256_set1_ps(127.f);
   __m256i c[4];
-  for (int j = 0; j < 4; ++j) {
-    const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + 8 * j), inv);
-    c[j] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, lo), hi));
-  }
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; ++j)
+    c[j] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * j), inv));
   // The packs work per 128-bit lane: the bytes come out as 4-element groups
   // [c0 c1 c2 c3 | c0' c1' c2' c3'] (' = upper half of each input), which the permute restores.
   const __m256i packed =
       _mm256_packs_epi16(_mm256_packs_epi32(c[0], c[1]), _mm256_packs_epi32(c[2], c[3]));
-  return _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  const __m256i ordered =
+      _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  return _mm256_max_epi8(ordered, _mm256_set1_epi8(-kInt8Max));
 }
 
 float QuantizeRow(const float* x, int64_t k, int8_t* q, int64_t kp) {
@@ -124,18 +137,28 @@ __m256i Load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m2
 // 32258, so nothing saturates). When no code of X is negative (after a ReLU, the common case) the
 // codes are the u8 operand as they are: 3 instructions per 32 products. Otherwise x * w is
 // |x| * (w with x's sign), via vpsignb: a fourth, and |x| once per row and step. The integer
-// multiplies (and on Zen 3 the sign/abs) share two ports, so a 32-product step costs at least a
-// cycle. Measured on Zen 3 at M = 16, K = 2048: about 85 GMAC/s unsigned, 60 signed; for the
-// signed case wider tiles (3x3, 4x3, 2x4), |x| precomputed, sign by xor/sub, or int16 operands
-// widened by shifts (2 vpmaddwd per 32 products) measured no faster.
-constexpr int kInt8Mr = 4;      // rows of X per tile
-constexpr int kInt8Nr = 2;      // weight rows per tile at M >= kInt8Mr
-constexpr int kInt8GemvNr = 4;  // weight rows per tile for the rows left over (M = 1: GEMV)
+// multiplies and the sign share two ports on Zen 3, so a 32-product step costs at least a cycle
+// unsigned and 1.5 signed (about 100 and 66 GMAC/s at 3.2 GHz). Measured on Zen 3 at M = 16:
+// about 88-94 GMAC/s unsigned, 62 signed. For the signed case wider tiles (3x3, 4x3), |w| with
+// x's sign, int16 operands (vpmovsxbw, 2 vpmaddwd per 32 products) measured no faster.
+//
+// 2 x 4 tiles: 8 accumulators, the ones vector, 4 weight vectors and a row of X (and |X|) fit the
+// 16 ymm registers; each step loads 6 vectors for 8 multiply-adds (at M = 16 about as fast as
+// 4 x 2 and 1 x 4; 4 x 3 and 3 x 4 spill). What costs more than the tile shape is the code around
+// it (measured at K = 784: 75 GMAC/s before, 88 after):
+//   - GCC 12 schedules all MR * NR vpmaddubsw of a step ahead of their adds, runs out of
+//     registers, and spills one accumulator and copies the others every step. The empty asm on
+//     each accumulator after its update keeps the order as written (it emits nothing).
+//   - The horizontal sums and the dequantization run once per tile, which at K = 784 is every 25
+//     steps: 8 lane sums by one hadd tree and the 8 outputs by one fma (same arithmetic as the
+//     scalar reference: float(sum) * (sx * sw) + bias, fused) instead of 8 scalar ones.
+constexpr int kInt8Mr = 2;  // rows of X per tile
+constexpr int kInt8Nr = 4;  // weight rows per tile
 
-template <bool kSigned, int MR, int NR>
-void Int8Tile(const QGemmProblem& p, const QuantizedActs& a, int64_t m0, int64_t n0) {
-  const int8_t* x = a.q + m0 * a.kp;
-  const int8_t* w = static_cast<const int8_t*>(p.w.data) + n0 * a.kp;
+// out[i * NR + j] = the 8 int32 lane sums of row i of X times weight row j over all of Kp. With
+// kPrefetch, also asks for the NR weight rows that follow (the next block) a cache line at a time.
+template <bool kSigned, int MR, int NR, bool kPrefetch>
+void Int8Dots(const int8_t* x, const int8_t* w, int64_t kp, __m256i* out) {
   const __m256i ones = _mm256_set1_epi16(1);
   __m256i acc[MR][NR];
 #pragma GCC unroll 4
@@ -143,31 +166,86 @@ void Int8Tile(const QGemmProblem& p, const QuantizedActs& a, int64_t m0, int64_t
 #pragma GCC unroll 4
     for (auto& v : row) v = _mm256_setzero_si256();
   }
-  for (int64_t k = 0; k < a.kp; k += 32) {
+  for (int64_t k = 0; k < kp; k += 32) {
+    if (kPrefetch && k % 64 == 0) {
+#pragma GCC unroll 4
+      for (int j = 0; j < NR; ++j) _mm_prefetch(w + (NR + j) * kp + k, _MM_HINT_T0);
+    }
     __m256i wv[NR];
 #pragma GCC unroll 4
-    for (int j = 0; j < NR; ++j) wv[j] = Load32(w + j * a.kp + k);
+    for (int j = 0; j < NR; ++j) wv[j] = Load32(w + j * kp + k);
 #pragma GCC unroll 4
     for (int i = 0; i < MR; ++i) {
-      const __m256i xv = Load32(x + i * a.kp + k);
+      const __m256i xv = Load32(x + i * kp + k);
       const __m256i ax = kSigned ? _mm256_abs_epi8(xv) : xv;
 #pragma GCC unroll 4
       for (int j = 0; j < NR; ++j) {
         const __m256i wx = kSigned ? _mm256_sign_epi8(wv[j], xv) : wv[j];
         const __m256i pairs = _mm256_maddubs_epi16(ax, wx);
         acc[i][j] = _mm256_add_epi32(acc[i][j], _mm256_madd_epi16(pairs, ones));
+        asm("" : "+x"(acc[i][j]));  // see above: keeps GCC from spilling accumulators
       }
     }
   }
-  int32_t sums[MR * NR];
-  ReduceAll(&acc[0][0], MR * NR, sums);
 #pragma GCC unroll 4
   for (int i = 0; i < MR; ++i) {
 #pragma GCC unroll 4
-    for (int j = 0; j < NR; ++j) {
-      const float scale = a.scales[m0 + i] * p.w.scales[n0 + j];
-      p.y[(m0 + i) * p.ldy + n0 + j] =
-          std::fma(static_cast<float>(sums[i * NR + j]), scale, BiasAt(p, n0 + j));
+    for (int j = 0; j < NR; ++j) out[i * NR + j] = acc[i][j];
+  }
+}
+
+// The lane sums of a[0..7], in order.
+__m256i Sum8(const __m256i* a) {
+  const __m256i lo =
+      _mm256_hadd_epi32(_mm256_hadd_epi32(a[0], a[1]), _mm256_hadd_epi32(a[2], a[3]));
+  const __m256i hi =
+      _mm256_hadd_epi32(_mm256_hadd_epi32(a[4], a[5]), _mm256_hadd_epi32(a[6], a[7]));
+  // lo = [a0..a3 over lanes 0-3 | a0..a3 over lanes 4-7], hi the same for a4..a7.
+  return _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x20),
+                          _mm256_permute2x128_si256(lo, hi, 0x31));
+}
+
+__m128 Bias4(const QGemmProblem& p, int64_t n0) {
+  return p.bias != nullptr ? _mm_loadu_ps(p.bias + n0) : _mm_setzero_ps();
+}
+
+// y = fma(float(sum), sx * sw, bias) for weight rows n0..n0 + 3: rows m0 and m0 + 1 of Y from the
+// lower and upper half of `sums`, or row m0 alone.
+void Store2x4(const QGemmProblem& p, const QuantizedActs& a, int64_t m0, int64_t n0, __m256i sums) {
+  const __m256 sx = _mm256_set_m128(_mm_set1_ps(a.scales[m0 + 1]), _mm_set1_ps(a.scales[m0]));
+  const __m128 sw = _mm_loadu_ps(p.w.scales + n0);
+  const __m128 bias = Bias4(p, n0);
+  const __m256 scale = _mm256_mul_ps(sx, _mm256_set_m128(sw, sw));
+  const __m256 y = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scale, _mm256_set_m128(bias, bias));
+  _mm_storeu_ps(p.y + m0 * p.ldy + n0, _mm256_castps256_ps128(y));
+  _mm_storeu_ps(p.y + (m0 + 1) * p.ldy + n0, _mm256_extractf128_ps(y, 1));
+}
+void Store1x4(const QGemmProblem& p, const QuantizedActs& a, int64_t m0, int64_t n0, __m128i sums) {
+  const __m128 scale = _mm_mul_ps(_mm_set1_ps(a.scales[m0]), _mm_loadu_ps(p.w.scales + n0));
+  _mm_storeu_ps(p.y + m0 * p.ldy + n0, _mm_fmadd_ps(_mm_cvtepi32_ps(sums), scale, Bias4(p, n0)));
+}
+
+// MR rows of X from m0 times NR weight rows from n0, into Y.
+template <bool kSigned, int MR, int NR, bool kPrefetch = false>
+void Int8Tile(const QGemmProblem& p, const QuantizedActs& a, int64_t m0, int64_t n0) {
+  __m256i acc[MR * NR];
+  Int8Dots<kSigned, MR, NR, kPrefetch>(a.q + m0 * a.kp,
+                                       static_cast<const int8_t*>(p.w.data) + n0 * a.kp, a.kp, acc);
+  if constexpr (MR == 2 && NR == 4) {
+    Store2x4(p, a, m0, n0, Sum8(acc));
+  } else if constexpr (MR == 1 && NR == 4) {
+    Store1x4(p, a, m0, n0, HSum4(acc[0], acc[1], acc[2], acc[3]));
+  } else {  // the last N % 4 weight rows
+    int32_t sums[MR * NR];
+    ReduceAll(acc, MR * NR, sums);
+#pragma GCC unroll 4
+    for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 4
+      for (int j = 0; j < NR; ++j) {
+        const float scale = a.scales[m0 + i] * p.w.scales[n0 + j];
+        p.y[(m0 + i) * p.ldy + n0 + j] =
+            std::fma(static_cast<float>(sums[i * NR + j]), scale, BiasAt(p, n0 + j));
+      }
     }
   }
 }
@@ -180,34 +258,35 @@ bool NoNegativeCodes(const QuantizedActs& a) {
   return _mm256_movemask_epi8(any) == 0;
 }
 
-// Rows [m0, m) of X (fewer than kInt8Mr) against weight rows [n0, n1), 1 x NR tiles: NR weight
-// rows share each activation load (the M = 1 GEMV case).
-template <bool kSigned, int NR>
-void Int8Rows(const QGemmProblem& p, const QuantizedActs& a, int64_t m0, int64_t n0, int64_t n1) {
-  for (int64_t m = m0; m < p.m; ++m) {
-    int64_t n = n0;
-    for (; n + NR <= n1; n += NR) Int8Tile<kSigned, 1, NR>(p, a, m, n);
-    for (; n < n1; ++n) Int8Tile<kSigned, 1, 1>(p, a, m, n);
-  }
-}
-
 // Blocks of kInt8Nr weight rows, each kept in L1 while every row of X passes over it (so at
-// M = 16 each weight byte comes from memory once), in kInt8Mr x kInt8Nr tiles; the last N % Nr
-// weight rows one at a time; the last M % Mr rows of X after all blocks, as 1 x 4 tiles.
+// M = 16 each weight byte comes from memory once), in kInt8Mr x kInt8Nr tiles and a 1 x kInt8Nr
+// tile for an odd last row (the only tile at M = 1: four weight rows share each activation load);
+// then the last N % kInt8Nr weight rows one at a time. The first tile of a block prefetches the
+// next block, whose rows otherwise arrive from L3 or memory while the multiplies wait (measured:
+// 2% at M = 16, 5-10% at M = 1).
 template <bool kSigned>
 void Int8Gemm(const QGemmProblem& p, const QuantizedActs& a) {
   constexpr int MR = kInt8Mr, NR = kInt8Nr;
   const int64_t m_tiled = p.m / MR * MR;
-  if (m_tiled > 0) {
-    int64_t n0 = 0;
-    for (; n0 + NR <= p.w.n; n0 += NR) {
-      for (int64_t m0 = 0; m0 < m_tiled; m0 += MR) Int8Tile<kSigned, MR, NR>(p, a, m0, n0);
+  int64_t n0 = 0;
+  for (; n0 + NR <= p.w.n; n0 += NR) {
+    const bool next_block = n0 + 2 * NR <= p.w.n;
+    int64_t m0 = 0;
+    if (next_block && m_tiled > 0) {
+      Int8Tile<kSigned, MR, NR, true>(p, a, 0, n0);
+      m0 = MR;
     }
-    for (; n0 < p.w.n; ++n0) {
-      for (int64_t m0 = 0; m0 < m_tiled; m0 += MR) Int8Tile<kSigned, MR, 1>(p, a, m0, n0);
+    for (; m0 < m_tiled; m0 += MR) Int8Tile<kSigned, MR, NR>(p, a, m0, n0);
+    if (next_block && m_tiled == 0 && m0 < p.m) {
+      Int8Tile<kSigned, 1, NR, true>(p, a, m0, n0);
+      ++m0;
     }
+    for (; m0 < p.m; ++m0) Int8Tile<kSigned, 1, NR>(p, a, m0, n0);
   }
-  Int8Rows<kSigned, kInt8GemvNr>(p, a, m_tiled, 0, p.w.n);
+  for (; n0 < p.w.n; ++n0) {
+    for (int64_t m0 = 0; m0 < m_tiled; m0 += MR) Int8Tile<kSigned, MR, 1>(p, a, m0, n0);
+    for (int64_t m0 = m_tiled; m0 < p.m; ++m0) Int8Tile<kSigned, 1, 1>(p, a, m0, n0);
+  }
 }
 
 int32_t Load4(const int8_t* p) {

@@ -615,6 +615,45 @@ TEST(QuantGemm, Batch16ModelShapesMatchScalar) {
   }
 }
 
+// Whole blocks of 4 weight rows (N a multiple of 4, so no single rows follow) at odd M (an odd
+// last row after the 2-row tiles, or M = 1 alone), with and without bias and into strided Y, so
+// that the vectorized dequantization of each tile shape writes exactly its outputs. The first
+// tile of every block but the last prefetches the next block; N = 4 has no next block.
+TEST(QuantGemm, WholeWeightBlocksAtOddMMatchScalar) {
+  uint32_t seed = 900;
+  int cases = 0;
+  for (int64_t m : {1, 3, 7}) {
+    for (int64_t n : {4, 8, 12}) {
+      const int64_t k = 100 + 31 * m;
+      Weights w(WeightFormat::kInt8, n, k, Random(static_cast<size_t>(n * k), ++seed));
+      const std::vector<float> bias = Random(static_cast<size_t>(n), ++seed);
+      for (bool relu : {false, true}) {
+        std::vector<float> x = Random(static_cast<size_t>(m * k), ++seed, -3.f, 3.f);
+        if (relu) {
+          for (float& v : x) v = std::max(v, 0.f);
+        }
+        for (const float* b : {bias.data(), static_cast<const float*>(nullptr)}) {
+          const int64_t ldy = n + 3;
+          const std::vector<float> ref = RunGemm(CpuLevel::kScalar, w, m, x, k, b, ldy);
+          for (CpuLevel level : TestedLevels()) {
+            const std::vector<float> y = RunGemm(level, w, m, x, k, b, ldy);
+            for (size_t i = 0; i < y.size(); ++i) {
+              ASSERT_EQ(Bits(y[i]), Bits(ref[i]))
+                  << CpuLevelName(level) << " m=" << m << " n=" << n << " relu=" << relu
+                  << " bias=" << (b != nullptr) << " at " << i;
+            }
+            for (int64_t r = 0; r < m; ++r) {
+              for (int64_t c = n; c < ldy; ++c) ASSERT_EQ(y[r * ldy + c], -7.f);  // untouched
+            }
+            ++cases;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_EQ(cases, static_cast<int>(3 * 3 * 2 * 2 * TestedLevels().size()));
+}
+
 // Strided X and Y, no bias: only the n columns of each Y row are written.
 TEST(QuantGemm, StridesWithoutBiasWriteOnlyTheOutput) {
   const Shape s = {5, 45, 10};
