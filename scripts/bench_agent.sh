@@ -4,7 +4,8 @@
 #
 # usage: scripts/bench_agent.sh [--rate R] [--moderate-s S] [--count-vibration N]
 #                               [--count-mlp N] [--window K] [--batches "1 16"]
-#                               [--timeout-ms T] [--rounds K] [--build-dir DIR] [--json]
+#                               [--timeout-ms T] [--rounds K] [--precision P] [--build-dir DIR]
+#                               [--json]
 #   --rate R            the moderate rate, messages/s, open loop (default 200)
 #   --moderate-s S      seconds at the moderate rate (default 5)
 #   --count-vibration N messages in each saturation run of the vibration CNN (default 20000)
@@ -15,6 +16,8 @@
 #   --timeout-ms T      pipeline.batch.timeout_ms (default 10)
 #   --rounds K          repeat everything K times, one after the other; the table shows each
 #                       run's median round (by throughput; at the moderate rate by p99) (default 1)
+#   --precision P       the models' precision (edgeinfer convert --precision: fp32, fp16, int8,
+#                       int8-static, int4; default fp32)
 #   --build-dir DIR     use the binaries built there (no setup, no build)
 #   --json              print every run's figures as one JSON object instead of the table
 #
@@ -35,8 +38,8 @@ cd "$(dirname "$0")/.."
 repo=$(pwd)
 
 rate=200 moderate_s=5 count_vib=20000 count_mlp=10000 window=1000 batches="1 16" timeout_ms=10
-build_dir= json=0 rounds=1
-usage() { sed -n '5,19p' "$0" | sed 's/^# \{0,1\}//'; }
+build_dir= json=0 rounds=1 precision=fp32
+usage() { sed -n '5,22p' "$0" | sed 's/^# \{0,1\}//'; }
 while (($#)); do
   case "$1" in
     --rate) rate=${2:?}; shift 2 ;;
@@ -47,6 +50,7 @@ while (($#)); do
     --batches) batches=${2:?}; shift 2 ;;
     --timeout-ms) timeout_ms=${2:?}; shift 2 ;;
     --rounds) rounds=${2:?}; shift 2 ;;
+    --precision) precision=${2:?}; shift 2 ;;
     --build-dir) build_dir=$(cd "${2:?}" && pwd); shift 2 ;;
     --json) json=1; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -114,9 +118,12 @@ port_free "$port" && { log "Mosquitto did not start:"; cat "$work/mosquitto.log"
 log "Mosquitto $(mosquitto -h 2>/dev/null | sed -n 's/^mosquitto version //p') on $uri"
 
 # --- models and payloads -----------------------------------------------------------------------
-log "converting the example models"
-"$EDGEINFER" convert examples/vibration.onnx -o "$work/vibration.eim" >&2
-"$EDGEINFER" convert examples/fashion_mlp.onnx -o "$work/fashion_mlp.eim" >&2
+log "converting the example models ($precision)"
+for m in vibration fashion_mlp; do
+  c=()
+  [[ $precision == int8-static ]] && c=(--calibration "examples/${m%_mlp}_calib_x.bin")
+  "$EDGEINFER" convert "examples/$m.onnx" -o "$work/$m.eim" --precision "$precision" "${c[@]}" >&2
+done
 # vibration: the committed windows are normalized [N,3,256]; sensors send raw g, time-major.
 /usr/bin/python3 - "$work" <<'EOF'
 import json, sys
@@ -204,9 +211,10 @@ done
 done
 
 load="$load_start at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
-/usr/bin/python3 - "$results" "$json" "$timeout_ms" "$window" "$rate" "$load" "$batches" <<'EOF'
+/usr/bin/python3 - "$results" "$json" "$timeout_ms" "$window" "$rate" "$load" "$batches" \
+  "$precision" <<'EOF'
 import glob, json, math, os, sys
-results, as_json, timeout_ms, window, rate, load, batches = sys.argv[1:8]
+results, as_json, timeout_ms, window, rate, load, batches, precision = sys.argv[1:9]
 timeout_ms, as_json, batches = float(timeout_ms), as_json == "1", batches.split()
 rounds = {}  # "vibration.b16.saturation" -> [the JSON of each round]
 for f in sorted(glob.glob(results + "/*.json")):
@@ -258,7 +266,8 @@ hwm = max([proc(r, "agent", "hwm_kib") for k, r in runs.items() if k.startswith(
 target("agent RSS (VmHWM) with the vibration model < 32 MiB", hwm < 32 * 1024, f"{hwm / 1024:.1f} MiB")
 
 if as_json:
-    print(json.dumps({"load_average": load, "window": int(window), "rate": int(rate),
+    print(json.dumps({"load_average": load, "precision": precision, "window": int(window),
+                      "rate": int(rate),
                       "timeout_ms": timeout_ms, "median_runs": runs, "rounds": rounds,
                       "targets": targets}, indent=1))
     sys.exit(0)
@@ -267,8 +276,8 @@ def num(x, fmt, unit=""):
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) or x < 0 else format(x, fmt) + unit
 
 n = max(len(rs) for rs in rounds.values())
-print(f"edgeinfer-agent end to end through a loopback Mosquitto, {n} round(s), median shown;"
-      f" load average (1, 5, 15 min) {load}")
+print(f"edgeinfer-agent end to end through a loopback Mosquitto, models at {precision},"
+      f" {n} round(s), median shown; load average (1, 5, 15 min) {load}")
 print(f"moderate = {rate} messages/s open loop; saturation = closed loop, {window} unanswered;"
       f" batch timeout {timeout_ms:g} ms")
 print("latency = publish -> result received; agent p99 = the result's own latency_ms (arrival ->"
