@@ -4,7 +4,8 @@
 //  - depthwise (group == C, any channel multiplier): a direct kernel per plane, no BLAS, because
 //    the GEMM would have K = kh*kw;
 //  - pointwise (1x1, stride 1, no pad): the input planes already are the GEMM's right matrix;
-//  - otherwise im2col into scratch and one sgemm per group per sample.
+//  - otherwise im2col into scratch and one sgemm per group per sample, or per block of samples
+//    when the output plane is narrow (see kBlockColumns).
 // A Conv whose constant W is float16 or quantized (inference/quant/weight_format.h) runs one of
 // two more kernels, both ending in the quantized GEMM rows[positions, K] * W[M/group, K]^T with
 // the bias fused and a transposition into the output planes with the activation:
@@ -13,7 +14,8 @@
 //    are quantized once, with one scale (max|x| / 127 over those planes, taken at run time), and
 //    transposed to HWC in the same pass; the int8 im2row that QConv uses (quant::Im2RowHwc) then
 //    builds the GEMM's rows in W's (k..., C/group) order. Bytes, not floats, move through the
-//    im2row, and C*H*W values are quantized instead of positions * K;
+//    im2row, and C*H*W values are quantized instead of positions * K. One GEMM takes the rows
+//    of a block of samples (see kQBlockRows);
 //  - QuantConvKernel, for float16 weights and for int8/int4 weights in ONNX's OIHW order (files
 //    written before the OHWI layout): im2col transposed into float rows, each row quantized on
 //    its own by the GEMM's quantize step (K-fold redundant work, kept for those files).
@@ -22,7 +24,6 @@
 #include <algorithm>
 #include <climits>
 
-#include "inference/kernels/affine.h"
 #include "inference/kernels/blas.h"
 #include "inference/kernels/depthwise_conv.h"
 #include "inference/kernels/im2col.h"
@@ -148,20 +149,38 @@ Status ParseConv(const Node& node, const Graph& graph, ConvParams* p) {
   return Status::Ok();
 }
 
+// The float GEMM convs of a batch run in blocks of samples: one sgemm per block and group, with
+// the block's im2col columns side by side ([K, n*P]). OpenBLAS packs W again on every call and
+// runs short of columns when the output plane P is narrow; planes of kBlockColumns or more run a
+// sample per call, straight into the output (a block's output [M, n*P] has to be copied into
+// the samples' planes). Measured on the vibration CNN at batch 16: blocks of 128 columns (P = 64:
+// 2 samples, P = 32: 4) took 3% off the model; 256 columns gained no more and grew its arena.
+// The block's columns and output stay within kBlockScratchBytes, and the block depends on the
+// batch only through min(batch, ...), so the scratch planned for the maximum batch covers every
+// smaller one.
+constexpr int64_t kBlockColumns = 128;
+constexpr int64_t kBlockScratchBytes = int64_t{256} << 10;
+
+// rows [m, n] (rows ld apart) = bias[row] (0 without a bias): the GEMM then accumulates onto
+// it with beta = 1, which also spares OpenBLAS its separate pass zeroing C for beta = 0.
+void FillBias(float* rows, const float* bias, int64_t m, int64_t n, int64_t ld) {
+  for (int64_t i = 0; i < m; ++i) std::fill_n(rows + i * ld, n, bias ? bias[i] : 0.f);
+}
+
 class ConvKernel final : public Kernel {
  public:
   explicit ConvKernel(const ConvParams& p) : p_(p) {}
 
-  // Depthwise: one padded input plane. im2col: the columns of one group of one sample.
+  // Depthwise: one padded input plane. GEMM: the columns of one group of one block of samples
+  // (none for a pointwise conv run a sample at a time), and for blocks of several samples the
+  // GEMM's output [M/group, n*P] before it is scattered into the samples' planes.
   size_t ScratchBytes(std::span<const Shape> in, std::span<const Shape> out) const override {
     const PlaneGeom g = MakePlaneGeom(in[0], out[0], p_.h, p_.w);
-    int64_t floats = 0;
     if (p_.depthwise) {
-      floats = NeedsPadding(g) ? PaddedFloats(g) : 0;
-    } else if (!p_.pointwise) {
-      floats = (in[0][1] / p_.group) * g.h.kernel * g.w.kernel * g.out_h * g.out_w;
+      const int64_t floats = NeedsPadding(g) ? PaddedFloats(g) : 0;
+      return static_cast<size_t>(floats) * sizeof(float);
     }
-    return static_cast<size_t>(floats) * sizeof(float);
+    return MakeLayout(in[0], out[0], g).total;
   }
 
   void Run(const KernelContext& ctx) override {
@@ -172,19 +191,55 @@ class ConvKernel final : public Kernel {
     const int64_t x_size = c * g.in_h * g.in_w, y_size = m * g.out_h * g.out_w;
     const float* w = ctx.in[1].f32();
     const float* bias = ctx.num_in > 2 ? ctx.in[2].f32() : nullptr;
-    for (int64_t n = 0; n < xs[0]; ++n) {
-      const float* x = ctx.in[0].f32() + n * x_size;
-      float* y = ctx.out[0].f32() + n * y_size;
-      if (p_.depthwise) {
-        RunDepthwise(x, w, bias, g, c, m, static_cast<float*>(ctx.scratch), y);
+    if (p_.depthwise) {
+      for (int64_t n = 0; n < xs[0]; ++n) {
+        RunDepthwise(ctx.in[0].f32() + n * x_size, w, bias, g, c, m,
+                     static_cast<float*>(ctx.scratch), ctx.out[0].f32() + n * y_size);
+      }
+      return;
+    }
+    const Layout l = MakeLayout(xs, ys, g);
+    auto* col = static_cast<float*>(ctx.scratch);
+    auto* tmp = reinterpret_cast<float*>(static_cast<uint8_t*>(ctx.scratch) + l.tmp_offset);
+    for (int64_t n0 = 0; n0 < xs[0]; n0 += l.block) {
+      const int64_t nb = std::min(l.block, xs[0] - n0);
+      const float* x = ctx.in[0].f32() + n0 * x_size;
+      float* y = ctx.out[0].f32() + n0 * y_size;
+      if (nb == 1) {
+        RunSample(x, w, bias, g, c, m, col, y);
       } else {
-        RunGemm(x, w, g, c, m, static_cast<float*>(ctx.scratch), y);
-        FinishChannels(y, bias, m, g.out_h * g.out_w);
+        RunBlock(x, nb, w, bias, g, c, m, col, tmp, y);
       }
     }
   }
 
  private:
+  struct Layout {
+    int64_t block = 1;
+    size_t tmp_offset = 0, total = 0;
+  };
+
+  static size_t Align64(size_t v) { return (v + 63) / 64 * 64; }
+
+  Layout MakeLayout(const Shape& x, const Shape& y, const PlaneGeom& g) const {
+    const int64_t cg = x[1] / p_.group, mg = y[1] / p_.group;
+    const int64_t k = cg * g.h.kernel * g.w.kernel, plane = g.out_h * g.out_w;
+    Layout l;
+    const int64_t per_sample = (k + mg) * plane * static_cast<int64_t>(sizeof(float));
+    if (plane < kBlockColumns) {
+      l.block = std::min<int64_t>(x[0], kBlockColumns / plane);
+      while (l.block > 1 && l.block * per_sample > kBlockScratchBytes) --l.block;
+    }
+    if (l.block <= 1) {
+      l.block = 1;
+      l.total = p_.pointwise ? 0 : static_cast<size_t>(k * plane) * sizeof(float);
+      return l;
+    }
+    l.tmp_offset = Align64(static_cast<size_t>(k * l.block * plane) * sizeof(float));
+    l.total = l.tmp_offset + static_cast<size_t>(mg * l.block * plane) * sizeof(float);
+    return l;
+  }
+
   // One sample; input channel ic feeds output channels ic * (m / c) ... (ic + 1) * (m / c) - 1,
   // so each input plane is padded once for all of them.
   void RunDepthwise(const float* x, const float* w, const float* bias, const PlaneGeom& g,
@@ -207,54 +262,50 @@ class ConvKernel final : public Kernel {
     }
   }
 
-  // One sample: per group, Y_g [M/g, OH*OW] = W_g [M/g, K] x cols [K, OH*OW].
-  void RunGemm(const float* x, const float* w, const PlaneGeom& g, int64_t c, int64_t m, float* col,
-               float* y) const {
+  // One sample: per group, Y_g [M/g, P] = bias + W_g [M/g, K] x cols [K, P], straight into the
+  // output planes.
+  void RunSample(const float* x, const float* w, const float* bias, const PlaneGeom& g, int64_t c,
+                 int64_t m, float* col, float* y) const {
     const int64_t cg = c / p_.group, mg = m / p_.group;
     const int64_t k = cg * g.h.kernel * g.w.kernel;
-    const int64_t in_plane = g.in_h * g.in_w, out_plane = g.out_h * g.out_w;
+    const int64_t in_plane = g.in_h * g.in_w, plane = g.out_h * g.out_w;
     for (int64_t grp = 0; grp < p_.group; ++grp) {
-      const float* xg = x + grp * cg * in_plane;
-      const float* cols = xg;
+      const float* cols = x + grp * cg * in_plane;
       if (!p_.pointwise) {
-        Im2Col(xg, cg, g, col);
+        Im2Col(cols, cg, g, col);
         cols = col;
       }
-      Sgemm(false, false, mg, out_plane, k, 1.f, w + grp * mg * k, k, cols, out_plane, 0.f,
-            y + grp * mg * out_plane, out_plane);
+      float* yg = y + grp * mg * plane;
+      FillBias(yg, bias ? bias + grp * mg : nullptr, mg, plane, plane);
+      Sgemm(false, false, mg, plane, k, 1.f, w + grp * mg * k, k, cols, plane, 1.f, yg, plane);
+      p_.act.Apply(yg, static_cast<size_t>(mg * plane));
     }
   }
 
-  void FinishChannels(float* y, const float* bias, int64_t m, int64_t plane) const {
-    for (int64_t oc = 0; oc < m; ++oc) {
-      float* row = y + oc * plane;
-      if (bias) AddChannelBias(row, bias + oc, 1, plane);
-      p_.act.Apply(row, static_cast<size_t>(plane));
+  // nb samples: per group, tmp [M/g, nb*P] = bias + W_g x cols [K, nb*P] (sample j's columns
+  // at j*P), then each sample's P-wide slices of tmp go to its planes, activated there.
+  void RunBlock(const float* x, int64_t nb, const float* w, const float* bias, const PlaneGeom& g,
+                int64_t c, int64_t m, float* col, float* tmp, float* y) const {
+    const int64_t cg = c / p_.group, mg = m / p_.group;
+    const int64_t k = cg * g.h.kernel * g.w.kernel;
+    const int64_t in_plane = g.in_h * g.in_w, plane = g.out_h * g.out_w;
+    const int64_t cols = nb * plane;
+    for (int64_t grp = 0; grp < p_.group; ++grp) {
+      for (int64_t j = 0; j < nb; ++j)
+        Im2Col(x + (j * c + grp * cg) * in_plane, cg, g, col + j * plane, cols);
+      FillBias(tmp, bias ? bias + grp * mg : nullptr, mg, cols, cols);
+      Sgemm(false, false, mg, cols, k, 1.f, w + grp * mg * k, k, col, cols, 1.f, tmp, cols);
+      for (int64_t j = 0; j < nb; ++j) {
+        float* yg = y + (j * m + grp * mg) * plane;
+        for (int64_t oc = 0; oc < mg; ++oc)
+          std::copy_n(tmp + oc * cols + j * plane, plane, yg + oc * plane);
+        p_.act.Apply(yg, static_cast<size_t>(mg * plane));
+      }
     }
   }
 
   ConvParams p_;
 };
-
-// dst[j][i] = src[i][j] for i < rows, j < cols (src rows lds floats apart, dst rows ldd apart),
-// in 8 x 8 tiles so both sides stream through L1 in whole cache lines.
-void Transpose(const float* src, int64_t rows, int64_t cols, int64_t lds, float* dst, int64_t ldd) {
-  constexpr int64_t kTile = 8;
-  for (int64_t i0 = 0; i0 < rows; i0 += kTile) {
-    const int64_t i1 = std::min(rows, i0 + kTile);
-    for (int64_t j0 = 0; j0 < cols; j0 += kTile) {
-      const int64_t j1 = std::min(cols, j0 + kTile);
-      if (i1 - i0 == kTile && j1 - j0 == kTile) {
-        for (int64_t j = 0; j < kTile; ++j)
-          for (int64_t i = 0; i < kTile; ++i)
-            dst[(j0 + j) * ldd + i0 + i] = src[(i0 + i) * lds + j0 + j];
-        continue;
-      }
-      for (int64_t j = j0; j < j1; ++j)
-        for (int64_t i = i0; i < i1; ++i) dst[j * ldd + i] = src[i * lds + j];
-    }
-  }
-}
 
 // Conv with a quantized W (see the top of the file). Scratch, 64-byte aligned pieces: Im2Col's
 // columns [K, P] (P = out_h * out_w, K = C/group * kh * kw; none for a pointwise conv, whose
@@ -262,7 +313,8 @@ void Transpose(const float* src, int64_t rows, int64_t cols, int64_t lds, float*
 // for P rows, and the GEMM's output [P, M/group] before its transposition into the output planes.
 class QuantConvKernel final : public Kernel {
  public:
-  QuantConvKernel(const ConvParams& p, const TensorDesc& w) : p_(p), gemm_(w) {}
+  QuantConvKernel(const ConvParams& p, const TensorDesc& w)
+      : p_(p), gemm_(w), transpose_(quant::SelectStatic(quant::BestCpuLevel()).transpose) {}
 
   size_t ScratchBytes(std::span<const Shape> in, std::span<const Shape> out) const override {
     const Layout l = MakeLayout(in[0], out[0]);
@@ -292,7 +344,7 @@ class QuantConvKernel final : public Kernel {
           Im2Col(xg, cg, g, cols);
           xg = cols;
         }
-        Transpose(xg, l.k, plane, plane, rows, l.k);
+        transpose_(xg, l.k, plane, plane, rows, l.k);
         gemm_.Run(plane, rows, l.k, grp * mg, (grp + 1) * mg, bias, tmp, mg, qscratch,
                   ctx.profiler);
         TransposeInto(tmp, plane, mg, y + grp * mg * plane);
@@ -323,12 +375,13 @@ class QuantConvKernel final : public Kernel {
 
   // out[j][i] = act(tmp[i][j]) for the group's mg output planes.
   void TransposeInto(const float* tmp, int64_t plane, int64_t mg, float* out) const {
-    Transpose(tmp, plane, mg, mg, out, plane);
+    transpose_(tmp, plane, mg, mg, out, plane);
     p_.act.Apply(out, static_cast<size_t>(mg * plane));
   }
 
   ConvParams p_;
   QuantGemm gemm_;
+  quant::TransposeFn transpose_ = nullptr;
 };
 
 // The profiler keeps a pointer to the span's name: static storage outlives every profiler.
@@ -337,16 +390,21 @@ const std::string& QuantizeSpanName() {
   return *name;
 }
 
-// Conv with int8 or int4 weights in OHWI order (see the top of the file). Scratch, 64-byte
-// aligned pieces: the group's input as int8 HWC [H*W, C/group], the GEMM's activations for P =
-// out_h * out_w rows (QuantGemm::Acts: the im2row's rows [P, Kp], their scales and the int4
-// corrections), and the GEMM's output [P, M/group] before its transposition into the planes.
+// Conv with int8 or int4 weights in OHWI order (see the top of the file). A batch runs in
+// blocks of samples, one GEMM per block and group over the rows of all of the block's samples
+// (n*P rows, P = out_h * out_w; each row keeps its own sample's scale), up to kQBlockRows rows
+// (measured: about 1% off the int8 vibration CNN at batch 16; its int8 GEMM already runs
+// well on one sample's 32 or 64 rows).
+// Scratch, 64-byte aligned pieces: one sample's group input as int8 HWC [H*W, C/group], the GEMM's
+// activations for n*P rows (QuantGemm::Acts: the im2row's rows [n*P, Kp], their scales and the int4
+// corrections), and the GEMM's output [n*P, M/group] before its transposition into the planes.
+constexpr int64_t kQBlockRows = 256;
+constexpr int64_t kQBlockScratchBytes = int64_t{256} << 10;
+
 class DynamicQConvKernel final : public Kernel {
  public:
   DynamicQConvKernel(const ConvParams& p, const TensorDesc& w)
-      : p_(p),
-        gemm_(w),
-        requant_transpose_(quant::SelectStatic(quant::BestCpuLevel()).requant_transpose) {}
+      : p_(p), gemm_(w), kernels_(quant::SelectStatic(quant::BestCpuLevel())) {}
 
   size_t ScratchBytes(std::span<const Shape> in, std::span<const Shape> out) const override {
     return MakeLayout(in[0], out[0]).total;
@@ -365,21 +423,25 @@ class DynamicQConvKernel final : public Kernel {
     const int64_t cg = c / p_.group, mg = m / p_.group;
     const int64_t in_plane = g.in_h * g.in_w, plane = g.out_h * g.out_w;
     const float* bias = ctx.num_in > 2 ? ctx.in[2].f32() : nullptr;
-    const quant::QuantizedActs acts = gemm_.Acts(plane, acts_scratch);
-    for (int64_t n = 0; n < xs[0]; ++n) {
+    for (int64_t n0 = 0; n0 < xs[0]; n0 += l.block) {
+      const int64_t nb = std::min(l.block, xs[0] - n0);
+      const quant::QuantizedActs acts = gemm_.Acts(nb * plane, acts_scratch);
       for (int64_t grp = 0; grp < p_.group; ++grp) {
-        const float* xg = ctx.in[0].f32() + (n * c + grp * cg) * in_plane;
-        QuantizeRows(xg, cg, g, hwc, acts, ctx.profiler);
-        gemm_.RunQuantized(plane, grp * mg, (grp + 1) * mg, bias, tmp, mg, acts_scratch);
-        float* y = ctx.out[0].f32() + (n * m + grp * mg) * plane;
-        Transpose(tmp, plane, mg, mg, y, plane);
-        p_.act.Apply(y, static_cast<size_t>(mg * plane));
+        const float* xg = ctx.in[0].f32() + (n0 * c + grp * cg) * in_plane;
+        QuantizeRows(xg, nb, c * in_plane, cg, g, hwc, acts, ctx.profiler);
+        gemm_.RunQuantized(nb * plane, grp * mg, (grp + 1) * mg, bias, tmp, mg, acts_scratch);
+        for (int64_t j = 0; j < nb; ++j) {
+          float* y = ctx.out[0].f32() + ((n0 + j) * m + grp * mg) * plane;
+          kernels_.transpose(tmp + j * plane * mg, plane, mg, mg, y, plane);
+          p_.act.Apply(y, static_cast<size_t>(mg * plane));
+        }
       }
     }
   }
 
  private:
   struct Layout {
+    int64_t block = 1;
     size_t acts_offset = 0, tmp_offset = 0, total = 0;
   };
 
@@ -387,28 +449,38 @@ class DynamicQConvKernel final : public Kernel {
 
   Layout MakeLayout(const Shape& x, const Shape& y) const {
     const PlaneGeom g = MakePlaneGeom(x, y, p_.h, p_.w);
-    const int64_t plane = g.out_h * g.out_w;
+    const int64_t plane = g.out_h * g.out_w, mg = y[1] / p_.group;
     Layout l;
     l.acts_offset = Align64(static_cast<size_t>(g.in_h * g.in_w * (x[1] / p_.group)));
-    l.tmp_offset = l.acts_offset + Align64(gemm_.ScratchBytes(plane));
-    l.total = l.tmp_offset + static_cast<size_t>(plane * (y[1] / p_.group)) * sizeof(float);
+    auto total = [&](int64_t block) {
+      const size_t tmp_offset = l.acts_offset + Align64(gemm_.ScratchBytes(block * plane));
+      return tmp_offset + static_cast<size_t>(block * plane * mg) * sizeof(float);
+    };
+    l.block = std::max<int64_t>(1, std::min<int64_t>(x[0], kQBlockRows / plane));
+    while (l.block > 1 && total(l.block) > static_cast<size_t>(kQBlockScratchBytes)) --l.block;
+    l.tmp_offset = l.acts_offset + Align64(gemm_.ScratchBytes(l.block * plane));
+    l.total = total(l.block);
     return l;
   }
 
-  // The GEMM's activations from one group's cg input planes: one scale for all of them (as
-  // quant::QuantizeActRow would give a row holding every value), codes transposed to HWC, the
-  // im2row, every row's scale and the int4 corrections. The profiler's "quantize" span covers it
+  // The GEMM's activations from one group's cg input planes of nb samples (sample_size floats
+  // apart): per sample, one scale for all of its planes (as quant::QuantizeActRow would give a
+  // row holding every value), codes transposed to HWC, the im2row into that sample's P rows and
+  // their scale; then the int4 corrections of every row. The profiler's "quantize" span covers it
   // all: it is what replaces the GEMM's own per-row quantize step.
-  void QuantizeRows(const float* x, int64_t cg, const PlaneGeom& g, int8_t* hwc,
-                    const quant::QuantizedActs& a, Profiler* profiler) const {
+  void QuantizeRows(const float* x, int64_t nb, int64_t sample_size, int64_t cg, const PlaneGeom& g,
+                    int8_t* hwc, const quant::QuantizedActs& a, Profiler* profiler) const {
     const int64_t start = profiler != nullptr ? Profiler::NowNs() : 0;
-    const int64_t in_plane = g.in_h * g.in_w;
-    const float amax = MaxAbs(x, cg * in_plane);
-    const bool zero = amax < quant::kTinyScaleLimit;
-    const float inv = zero ? 0.f : quant::kInt8Max / amax;
-    requant_transpose_(x, cg, in_plane, in_plane, inv, -127.f, 127.f, hwc, cg);
-    quant::Im2RowHwc(hwc, cg, cg, g, a.kp, a.q);
-    std::fill(a.scales, a.scales + a.m, zero ? 0.f : amax / quant::kInt8Max);
+    const int64_t in_plane = g.in_h * g.in_w, plane = g.out_h * g.out_w;
+    for (int64_t j = 0; j < nb; ++j) {
+      const float* xs = x + j * sample_size;
+      const float amax = MaxAbs(xs, cg * in_plane);
+      const bool zero = amax < quant::kTinyScaleLimit;
+      const float inv = zero ? 0.f : quant::kInt8Max / amax;
+      kernels_.requant_transpose(xs, cg, in_plane, in_plane, inv, -127.f, 127.f, hwc, cg);
+      quant::Im2RowHwc(hwc, cg, cg, g, a.kp, a.q + j * plane * a.kp);
+      std::fill_n(a.scales + j * plane, plane, zero ? 0.f : amax / quant::kInt8Max);
+    }
     if (a.corr != nullptr) Q4Corrections(a.q, a.m, a.kp, a.corr);
     if (profiler != nullptr)
       profiler->Record(&QuantizeSpanName(), "quantize", start, Profiler::NowNs() - start);
@@ -416,7 +488,7 @@ class DynamicQConvKernel final : public Kernel {
 
   ConvParams p_;
   QuantGemm gemm_;
-  quant::RequantTransposeFn requant_transpose_ = nullptr;
+  quant::StaticKernels kernels_;
 };
 
 }  // namespace

@@ -42,10 +42,16 @@ using RequantTransposeFn = void (*)(const float* src, int64_t rows, int64_t cols
                                     float inv_scale, float lo, float hi, int8_t* dst,
                                     int64_t ld_dst);
 
+// The float version without requantizing, dst[j * ld_dst + i] = src[i * ld_src + j]: the
+// dynamic quantized Conv's GEMM output [positions, channels] written as its channel planes.
+using TransposeFn = void (*)(const float* src, int64_t rows, int64_t cols, int64_t ld_src,
+                             float* dst, int64_t ld_dst);
+
 struct StaticKernels {
   CpuLevel level = CpuLevel::kScalar;
   QuantizeClampFn quantize_clamp = nullptr;
   RequantTransposeFn requant_transpose = nullptr;
+  TransposeFn transpose = nullptr;
 };
 
 // The kernels at `level`, or at kScalar when this build or CPU cannot run it (kAvx512Vnni uses
@@ -74,6 +80,8 @@ namespace scalar {
 void QuantizeClamp(const float* x, int64_t n, float inv_scale, float lo, float hi, int8_t* q);
 void RequantTranspose(const float* src, int64_t rows, int64_t cols, int64_t ld_src, float inv_scale,
                       float lo, float hi, int8_t* dst, int64_t ld_dst);
+void Transpose(const float* src, int64_t rows, int64_t cols, int64_t ld_src, float* dst,
+               int64_t ld_dst);
 }  // namespace scalar
 
 #if defined(__x86_64__)
@@ -81,6 +89,8 @@ namespace avx2 {
 void QuantizeClamp(const float* x, int64_t n, float inv_scale, float lo, float hi, int8_t* q);
 void RequantTranspose(const float* src, int64_t rows, int64_t cols, int64_t ld_src, float inv_scale,
                       float lo, float hi, int8_t* dst, int64_t ld_dst);
+void Transpose(const float* src, int64_t rows, int64_t cols, int64_t ld_src, float* dst,
+               int64_t ld_dst);
 }  // namespace avx2
 #endif
 

@@ -354,6 +354,53 @@ TEST(DynamicQConv, MatchesFloatConvWithinQuantizationBoundAtEveryLevel) {
   }
 }
 
+// A batch runs in blocks of samples, one integer GEMM over all of a block's rows, each row with
+// its own sample's scale: every sample's output must be bit-identical to that sample run alone,
+// at every level. A session planned for 17 samples runs batches of 1, 3, 16 and 17 (blocks that
+// do not divide the batch, a last block of one sample); among the samples are an all-zero one
+// (scale 0) and a loud one, so a row given a neighbour's scale changes the bits.
+TEST(DynamicQConv, BatchesMatchEachSampleRunAloneBitForBit) {
+  constexpr int kMaxBatch = 17;
+  uint32_t seed = 800;
+  for (const ConvSpec& s : kCases) {
+    const ConvLayer l = MakeConv(s, seed++);
+    const int64_t in_sample = s.c * Numel(s.spatial);
+    std::vector<float> x = Random(static_cast<size_t>(kMaxBatch * in_sample), seed + 7);
+    std::fill(x.begin() + 5 * in_sample, x.begin() + 6 * in_sample, 0.f);
+    for (int64_t i = 0; i < in_sample; ++i) x[9 * in_sample + i] *= 50.f;
+    for (Precision p : {Precision::kInt8, Precision::kInt4}) {
+      if (p == Precision::kInt4 && s.group > 1 && (s.m / s.group) % 8 != 0) continue;
+      auto model = Model::FromGraph(Quantized(l.graph, p));
+      ASSERT_TRUE(model.ok()) << model.status().ToString();
+      for (CpuLevel level : TestedLevels()) {
+        ScopedLevel scoped(level);
+        const std::string what =
+            Describe(s) + " " + PrecisionName(p) + " at " + quant::CpuLevelName(level);
+        auto one = Session::Create(*model, SessionOptions{.max_batch = 1});
+        auto big = Session::Create(*model, SessionOptions{.max_batch = kMaxBatch});
+        ASSERT_TRUE(one.ok() && big.ok()) << what;
+        auto run = [](Session& session, const float* in, int batch) {
+          EXPECT_TRUE(session.Run({&in, 1}, batch).ok());
+          const TensorView out = session.output(0);
+          return std::vector<float>(out.f32(), out.f32() + out.shape.NumElements());
+        };
+        std::vector<float> alone;
+        for (int n = 0; n < kMaxBatch; ++n) {
+          const std::vector<float> y = run(**one, x.data() + n * in_sample, 1);
+          alone.insert(alone.end(), y.begin(), y.end());
+        }
+        const size_t out_sample = alone.size() / kMaxBatch;
+        for (int batch : {1, 3, 16, 17}) {
+          const int first = kMaxBatch - batch;
+          const std::vector<float> want(alone.begin() + first * out_sample, alone.end());
+          EXPECT_EQ(run(**big, x.data() + first * in_sample, batch), want)
+              << what << ", batch " << batch;
+        }
+      }
+    }
+  }
+}
+
 // An int8 or int4 conv weight in ONNX's OIHW order with no weight_layout attribute, as files
 // written before the OHWI layout hold it: the op still runs it (per-row quantized activations,
 // whose scales are at most the per-sample one, so the same bound holds).

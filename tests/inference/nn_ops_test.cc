@@ -7,7 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "inference/model.h"
 #include "inference/op.h"
+#include "inference/session.h"
 #include "op_test_util.h"
 
 namespace edgeinfer::testing {
@@ -296,6 +298,136 @@ TEST(NnConvTest, KernelShapeOptional) {
   t.c = 2, t.m = 3, t.h = t.w = 5, t.kh = t.kw = 2, t.bias = false;
   ExpectOp("Conv", a, {{{1, 2, 5, 5}, x}, {{3, 2, 2, 2}, w, true}}, {1, 3, 4, 4},
            RefConv(t, x, w, {}));
+}
+
+// --- Conv over batches ---
+//
+// The GEMM convs run narrow output planes in blocks of samples (one sgemm over the columns of
+// several samples, then copied into each sample's planes) and wide ones a sample at a time;
+// the block is planned for the session's maximum batch and cut to the batch run. A session
+// planned for 17 samples runs batches of 1, 3, 16 and 17 (a last block of one sample, blocks
+// that do not divide the batch), each sample's output equal within float rounding to the
+// sample run alone, and batch 17 checked against the reference as well.
+
+// The conv of `t` as a graph with a batch dim, and its random weights.
+struct BatchConv {
+  std::shared_ptr<const Model> model;
+  std::vector<float> w, b;
+};
+
+BatchConv MakeBatchConv(const ConvCase& t) {
+  BatchConv bc;
+  const int64_t cg = t.c / t.group;
+  bc.w = RandomFloats(t.m * cg * t.kh * t.kw, 2);
+  bc.b = RandomFloats(t.m, 3);
+  Attrs a;
+  if (t.one_d) {
+    a.Set("strides", std::vector<int64_t>{t.sw});
+    a.Set("dilations", std::vector<int64_t>{t.dw});
+    a.Set("pads", std::vector<int64_t>{t.pl, t.pr});
+  } else {
+    a.Set("strides", std::vector<int64_t>{t.sh, t.sw});
+    a.Set("dilations", std::vector<int64_t>{t.dh, t.dw});
+    a.Set("pads", std::vector<int64_t>{t.pt, t.pl, t.pb, t.pr});
+  }
+  a.Set("group", t.group);
+  SetActivation(t.act, &a);
+  std::vector<TestTensor> in;
+  if (t.one_d) {
+    in = {{{kBatchDim, t.c, t.w}, {}}, {{t.m, cg, t.kw}, bc.w, true}};
+  } else {
+    in = {{{kBatchDim, t.c, t.h, t.w}, {}}, {{t.m, cg, t.kh, t.kw}, bc.w, true}};
+  }
+  if (t.bias) in.push_back({{t.m}, bc.b, true});
+  auto model = Model::FromGraph(MakeSingleOpGraph("Conv", a, in, 1));
+  EXPECT_TRUE(model.ok()) << model.status().ToString();
+  if (model.ok()) bc.model = *model;
+  return bc;
+}
+
+std::vector<float> RunBatch(Session& s, const float* x, int batch) {
+  EXPECT_TRUE(s.Run({&x, 1}, batch).ok());
+  const TensorView out = s.output(0);
+  return std::vector<float>(out.f32(), out.f32() + out.shape.NumElements());
+}
+
+void CheckConvBatches(ConvCase t) {
+  constexpr int kMaxBatch = 17;
+  const BatchConv bc = MakeBatchConv(t);
+  ASSERT_NE(bc.model, nullptr);
+  auto big = Session::Create(bc.model, SessionOptions{.max_batch = kMaxBatch});
+  auto one = Session::Create(bc.model, SessionOptions{.max_batch = 1});
+  ASSERT_TRUE(big.ok() && one.ok());
+  const int64_t in_sample = t.c * t.h * t.w;
+  const std::vector<float> x = RandomFloats(kMaxBatch * in_sample, 1);
+  std::vector<float> alone;  // every sample run on its own
+  for (int n = 0; n < kMaxBatch; ++n) {
+    const std::vector<float> y = RunBatch(**one, x.data() + n * in_sample, 1);
+    alone.insert(alone.end(), y.begin(), y.end());
+  }
+  t.n = kMaxBatch;
+  ExpectNear(alone, RefConv(t, x, bc.w, bc.b), kRelTol, kAbsTol);
+  const size_t out_sample = alone.size() / kMaxBatch;
+  for (int batch : {1, 3, 16, 17}) {
+    SCOPED_TRACE("batch " + std::to_string(batch));
+    // Start a few samples in, so a block never lines up with the input's start by chance.
+    const int first = kMaxBatch - batch;
+    const std::vector<float> y = RunBatch(**big, x.data() + first * in_sample, batch);
+    const std::vector<float> want(alone.begin() + first * out_sample, alone.end());
+    ExpectNear(y, want, 1e-5f, 1e-6f);
+  }
+}
+
+TEST(NnConvBatchTest, Conv1DStemStride2) {  // P = 25: blocks of 5 samples
+  ConvCase t;
+  t.one_d = true;
+  t.h = 1, t.kh = 1, t.c = 3, t.w = 50, t.kw = 7, t.sw = 2, t.pl = t.pr = 3, t.m = 16;
+  t.act = {"Relu"};
+  CheckConvBatches(t);
+}
+
+TEST(NnConvBatchTest, Conv1DDilatedNoBias) {  // P = 40
+  ConvCase t;
+  t.one_d = true;
+  t.h = 1, t.kh = 1, t.c = 16, t.w = 40, t.kw = 5, t.dw = 2, t.pl = t.pr = 4, t.m = 16;
+  t.bias = false;
+  CheckConvBatches(t);
+}
+
+TEST(NnConvBatchTest, Pointwise1D) {  // the block gathers the input planes
+  ConvCase t;
+  t.one_d = true;
+  t.h = 1, t.kh = 1, t.kw = 1, t.c = 32, t.w = 33, t.m = 24;
+  t.act = {"Clip"};
+  CheckConvBatches(t);
+}
+
+TEST(NnConvBatchTest, GroupsStride2UnevenPads) {
+  ConvCase t;
+  t.one_d = true;
+  t.h = 1, t.kh = 1, t.c = 12, t.m = 16, t.group = 2, t.w = 21, t.kw = 3, t.sw = 2;
+  t.pl = 1, t.pr = 2;
+  t.act = {"LeakyRelu"};
+  CheckConvBatches(t);
+}
+
+TEST(NnConvBatchTest, TwoDNarrowPlane) {  // P = 5 x 11
+  ConvCase t;
+  t.c = 5, t.h = 9, t.w = 11, t.m = 9, t.sh = 2, t.pt = 1, t.pb = 2, t.pl = 0, t.pr = 1;
+  CheckConvBatches(t);
+}
+
+TEST(NnConvBatchTest, TwoDWidePlaneRunsPerSample) {  // P = 12 x 12 = 144
+  ConvCase t;
+  t.c = 4, t.h = t.w = 12, t.m = 8, t.pt = t.pb = t.pl = t.pr = 1;
+  t.act = {"Relu"};
+  CheckConvBatches(t);
+}
+
+TEST(NnConvBatchTest, Depthwise) {
+  ConvCase t;
+  t.c = t.m = t.group = 6, t.h = t.w = 6, t.pt = t.pl = 1;
+  CheckConvBatches(t);
 }
 
 // --- Gemm ---

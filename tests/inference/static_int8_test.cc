@@ -8,6 +8,8 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -175,6 +177,52 @@ TEST(StaticKernels, RequantTransposeMatchesScalarAtEveryLevel) {
       quant::SelectStatic(level).requant_transpose(src.data(), c.rows, c.cols, c.ld_src, 0.9f,
                                                    -20.f, 127.f, got.data(), c.ld_dst);
       EXPECT_EQ(got, want) << c.rows << "x" << c.cols << " at " << quant::CpuLevelName(level);
+    }
+  }
+}
+
+// The 8 x 8 tiles of the AVX2 version on NaN, infinities and values far out of range: the same
+// codes as the scalar clamp (NaN -> lo), whole tiles and the edges around them.
+TEST(StaticKernels, RequantTransposeKeepsTheClampOnNonFiniteValues) {
+  const int64_t rows = 17, cols = 11, ld_src = 12, ld_dst = 19;
+  std::vector<float> src = Uniform(static_cast<size_t>(rows * ld_src), 8, -500.f, 500.f);
+  for (size_t i = 0; i < src.size(); i += 7) src[i] = std::nanf("");
+  for (size_t i = 3; i < src.size(); i += 11) src[i] = i % 2 ? INFINITY : -INFINITY;
+  std::vector<int8_t> want(static_cast<size_t>(cols * ld_dst), 5);
+  quant::scalar::RequantTranspose(src.data(), rows, cols, ld_src, 0.5f, -3.f, 100.f, want.data(),
+                                  ld_dst);
+  EXPECT_EQ(want[0], -3);  // src[0] is NaN
+  for (CpuLevel level : Levels()) {
+    std::vector<int8_t> got(want.size(), 5);
+    quant::SelectStatic(level).requant_transpose(src.data(), rows, cols, ld_src, 0.5f, -3.f, 100.f,
+                                                 got.data(), ld_dst);
+    EXPECT_EQ(got, want) << quant::CpuLevelName(level);
+  }
+}
+
+// The float transposition (the dynamic quantized Conv's output into its planes) at every level
+// against the formula, bit for bit (NaN payloads included), leaving the gaps between dst rows.
+TEST(StaticKernels, TransposeMatchesTheFormulaAtEveryLevel) {
+  struct Case {
+    int64_t rows, cols, ld_src, ld_dst;
+  };
+  for (const Case& c : {Case{1, 1, 1, 1}, Case{8, 8, 8, 8}, Case{13, 19, 21, 15},
+                        Case{64, 64, 64, 64}, Case{3, 40, 40, 5}, Case{32, 17, 20, 35}}) {
+    std::vector<float> src = Uniform(static_cast<size_t>(c.rows * c.ld_src), 9, -2.f, 2.f);
+    src[0] = std::nanf("");
+    for (CpuLevel level : Levels()) {
+      std::vector<float> got(static_cast<size_t>(c.cols * c.ld_dst), 7.f);
+      quant::SelectStatic(level).transpose(src.data(), c.rows, c.cols, c.ld_src, got.data(),
+                                           c.ld_dst);
+      int bad = 0;
+      for (int64_t j = 0; j < c.cols; ++j) {
+        for (int64_t i = 0; i < c.ld_dst; ++i) {
+          const float want = i < c.rows ? src[i * c.ld_src + j] : 7.f;
+          const float v = got[j * c.ld_dst + i];
+          if (std::memcmp(&v, &want, sizeof v) != 0) ++bad;
+        }
+      }
+      EXPECT_EQ(bad, 0) << c.rows << "x" << c.cols << " at " << quant::CpuLevelName(level);
     }
   }
 }
@@ -504,6 +552,50 @@ TEST(StaticGraph, SameOutputsAtEveryCpuLevel) {
     setenv(quant::kCpuLevelEnv, saved.c_str(), 1);
   } else {
     unsetenv(quant::kCpuLevelEnv);
+  }
+}
+
+// Each sample's outputs are the same bits whatever batch it runs in: a session planned for 17
+// samples runs batches of 1, 3, 16 and 17 against every sample run alone, at every level.
+TEST(StaticGraph, BatchesMatchEachSampleRunAlone) {
+  constexpr int kMaxBatch = 17;
+  for (Graph (*make)() : {Net1d, Net2d}) {
+    std::vector<LayerPlan> plan;
+    auto q = StaticGraph(make(), quant::CalibrationMethod::kMinMax, &plan);
+    ASSERT_TRUE(q.ok()) << q.status().ToString();
+    auto model = Model::FromGraph(*q);
+    ASSERT_TRUE(model.ok());
+    const int64_t in_sample = SampleElements((*model)->graph());
+    const std::vector<float> x =
+        Uniform(static_cast<size_t>(kMaxBatch * in_sample), 10, -1.5f, 1.5f);
+    const char* old = std::getenv(quant::kCpuLevelEnv);
+    const std::string saved = old ? old : "";
+    for (CpuLevel level : Levels()) {
+      setenv(quant::kCpuLevelEnv, quant::CpuLevelName(level), 1);
+      std::vector<float> alone;
+      for (int n = 0; n < kMaxBatch; ++n) {
+        const std::vector<float> x1(x.begin() + n * in_sample, x.begin() + (n + 1) * in_sample);
+        const std::vector<float> y = RunModel(*model, x1, 1);
+        alone.insert(alone.end(), y.begin(), y.end());
+      }
+      auto s = Session::Create(*model, SessionOptions{.max_batch = kMaxBatch});
+      ASSERT_TRUE(s.ok());
+      const size_t out_sample = alone.size() / kMaxBatch;
+      for (int batch : {1, 3, 16, 17}) {
+        const int first = kMaxBatch - batch;
+        const float* in = x.data() + first * in_sample;
+        ASSERT_TRUE((*s)->Run({&in, 1}, batch).ok());
+        const TensorView y = (*s)->output(0);
+        EXPECT_EQ(std::vector<float>(y.f32(), y.f32() + y.shape.NumElements()),
+                  std::vector<float>(alone.begin() + first * out_sample, alone.end()))
+            << quant::CpuLevelName(level) << ", batch " << batch;
+      }
+    }
+    if (old) {
+      setenv(quant::kCpuLevelEnv, saved.c_str(), 1);
+    } else {
+      unsetenv(quant::kCpuLevelEnv);
+    }
   }
 }
 
