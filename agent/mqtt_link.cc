@@ -40,6 +40,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <fstream>
 #include <mutex>
@@ -289,6 +290,21 @@ struct Listener final : mqtt::iaction_listener {
   void on_failure(const mqtt::token& t) override { (owner->*kDone)(t, false); }
   Owner* owner;
 };
+
+// Paho C (built without HIGH_PERFORMANCE, as Debian's is) formats a trace line for every
+// packet and function entry into an in-memory ring, under a mutex, unless its trace level is
+// above TRACE_PROTOCOL: vsnprintf, gettimeofday and strncpy on the receive and send threads for
+// every message (several % of the agent's CPU at saturation), and nothing reads that ring
+// unless a trace destination is set (Log.c, 1.3.12). MQTT_C_CLIENT_TRACE_LEVEL=ERROR does not
+// stop it (it sets only the output level), so the level is raised here, once per process,
+// unless an operator asked for Paho's trace (MQTT_C_CLIENT_TRACE or _LEVEL set).
+void QuietPahoTrace() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (std::getenv("MQTT_C_CLIENT_TRACE") || std::getenv("MQTT_C_CLIENT_TRACE_LEVEL")) return;
+    MQTTAsync_setTraceLevel(MQTTASYNC_TRACE_ERROR);
+  });
+}
 
 }  // namespace
 
@@ -574,6 +590,7 @@ void MqttLink::Impl::RecordWindow(const mqtt::token& connect_token) {
 
 // A new Paho client (not connected). Called by Create, then by RenewClient.
 Status MqttLink::Impl::MakeClient() {
+  QuietPahoTrace();
   try {
     mqtt::create_options opts(config.mqtt_version);
     opts.set_send_while_disconnected(false);  // the caller's outbox keeps what is not sent

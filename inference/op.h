@@ -64,10 +64,11 @@ const OpDef* FindOp(std::string_view name);
 std::vector<const OpDef*> AllOps();
 
 // Provided by the op groups (inference/ops/*_ops.cc).
-std::span<const OpDef> NnOps();     // Conv, Gemm, MatMul, pooling, BatchNormalization
-std::span<const OpDef> BasicOps();  // element-wise, softmax, layout ops
-std::span<const OpDef> DenseOps();  // fully connected layers on pre-packed weights
+std::span<const OpDef> NnOps();          // Conv, Gemm, MatMul, pooling, BatchNormalization
+std::span<const OpDef> BasicOps();       // element-wise, softmax, layout ops
+std::span<const OpDef> DenseOps();       // fully connected layers on pre-packed weights
 std::span<const OpDef> StaticInt8Ops();  // QGemm, QConv, QMaxPool (static_int8_ops.cc)
+std::span<const OpDef> MathOps();        // reductions, unary math, activations, LayerNorm, Pad
 
 // Convenience for infer functions: the input's descriptor or nullptr when absent.
 inline const TensorDesc* InputDesc(const Node& n, const Graph& g, size_t i) {

@@ -9,6 +9,7 @@ void ForEachOp(F f) {
   for (const OpDef& op : BasicOps()) f(op);
   for (const OpDef& op : DenseOps()) f(op);
   for (const OpDef& op : StaticInt8Ops()) f(op);
+  for (const OpDef& op : MathOps()) f(op);
 }
 }  // namespace
 

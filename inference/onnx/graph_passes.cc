@@ -118,7 +118,8 @@ Status FuseActivations(Graph* g) {
   std::vector<bool> removed(g->nodes.size(), false);
   for (size_t i = 0; i < g->nodes.size(); ++i) {
     const Node& act = g->nodes[i];
-    if (!OneOf(act.op, {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip"})) continue;
+    if (!OneOf(act.op, {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "Gelu", "HardSwish"}))
+      continue;
     int p = FusableProducer(*g, producers, counts, act.inputs[0]);
     if (p < 0) continue;
     Node& host = g->nodes[p];
@@ -168,6 +169,7 @@ Status OptimizeGraph(Graph* g) {
   EI_RETURN_IF_ERROR(FoldBatchNorm(g));
   EI_RETURN_IF_ERROR(FoldBiasAdd(g));
   EI_RETURN_IF_ERROR(FoldInputAffine(g));
+  EI_RETURN_IF_ERROR(FuseDecomposedOps(g));
   EI_RETURN_IF_ERROR(FuseActivations(g));
   EI_RETURN_IF_ERROR(CollapseReshapes(g));
   RemoveDeadCode(g);

@@ -24,7 +24,13 @@ Status FoldBatchNorm(Graph* g);
 // Add (or Sub) of a constant per-output-channel vector after a Conv or a Gemm with constant
 // weights, folded into its bias.
 Status FoldBiasAdd(Graph* g);
-// Relu/LeakyRelu/Sigmoid/Tanh/Clip after Conv/Gemm/MatMul/Add/Sub/Mul/Div/BatchNormalization
+// Ops exporters write out as several nodes, made one (fuse_decomposed.cc): exact GELU (Div/Mul
+// by sqrt 2, Erf, Add 1, Mul x, Mul 0.5) -> Gelu; Mul(x, HardSigmoid(x; 1/6, 0.5)) ->
+// HardSwish; ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div (then Mul, Add by constants) ->
+// LayerNormalization; zero Pad before a Conv -> the Conv's pads.
+Status FuseDecomposedOps(Graph* g);
+// Relu/LeakyRelu/Sigmoid/Tanh/Clip/Gelu/HardSwish after
+// Conv/Gemm/MatMul/Add/Sub/Mul/Div/BatchNormalization
 // moved into the producer's `activation` attributes, if it has none yet (or only a Relu that
 // the new one can absorb: Relu then Clip, as ReLU6 exports, is one Clip).
 Status FuseActivations(Graph* g);

@@ -1,6 +1,7 @@
 // Lowering of Reshape, Flatten, Squeeze, Unsqueeze (all to the internal Reshape with a fully
-// resolved symbolic shape), Transpose and Concat. Each also works on integer values known at
-// import, which fold instead of becoming nodes.
+// resolved symbolic shape), Transpose, Concat and Pad. All but Pad also work on integer values
+// known at import (shape arithmetic, torch's computed pads), which fold instead of becoming
+// nodes.
 #include <numeric>
 
 #include "inference/onnx/onnx_attrs.h"
@@ -76,7 +77,41 @@ Status LowerUnsqueeze(const NodeProto& n, LowerContext& cx) {
   return Relayout(n, cx, [&](const Dims& in) { return UnsqueezeDims(in, axes); });
 }
 
+// Transpose of known ints (torch's F.pad export transposes its [2, rank] pads).
+Status TransposeInts(const NodeProto& n, LowerContext& cx) {
+  EI_ASSIGN_OR_RETURN(KnownInts v, cx.Ints(n, 0));
+  const size_t rank = v.shape.size();
+  std::vector<int64_t> perm(rank);
+  std::iota(perm.rbegin(), perm.rend(), 0);
+  perm = OnnxAttrInts(n, "perm", perm);
+  std::vector<bool> seen(rank, false);
+  if (perm.size() != rank) return Status::InvalidArgument("perm has the wrong length");
+  for (int64_t p : perm) {
+    if (p < 0 || p >= static_cast<int64_t>(rank) || seen[p])
+      return Status::InvalidArgument("perm is not a permutation of the " + std::to_string(rank) +
+                                     " axes");
+    seen[p] = true;
+  }
+  std::vector<int64_t> in_stride(rank, 1);
+  for (size_t k = rank; k-- > 1;) in_stride[k - 1] = in_stride[k] * v.shape[k];
+  KnownInts r;
+  for (int64_t p : perm) r.shape.push_back(v.shape[p]);
+  std::vector<int64_t> idx(rank, 0);  // output multi-index
+  for (size_t i = 0; i < v.values.size(); ++i) {
+    int64_t src = 0;
+    for (size_t k = 0; k < rank; ++k) src += idx[k] * in_stride[perm[k]];
+    r.values.push_back(v.values[src]);
+    for (size_t k = rank; k-- > 0;) {
+      if (++idx[k] < r.shape[k]) break;
+      idx[k] = 0;
+    }
+  }
+  cx.BindInts(n.output(0), std::move(r));
+  return Status::Ok();
+}
+
 Status LowerTranspose(const NodeProto& n, LowerContext& cx) {
+  if (cx.IsInts(n, 0)) return TransposeInts(n, cx);
   EI_ASSIGN_OR_RETURN(int x, cx.Tensor(n, 0));
   std::vector<int64_t> reverse(cx.desc(x).dims.size());
   std::iota(reverse.rbegin(), reverse.rend(), 0);
@@ -111,9 +146,31 @@ Status LowerConcat(const NodeProto& n, LowerContext& cx) {
   return cx.Emit(n, "Concat", inputs, a).status();
 }
 
+// Pad (opset 11+): pads and the optional constant_value are inputs and must be constants.
+Status LowerPad(const NodeProto& n, LowerContext& cx) {
+  EI_ASSIGN_OR_RETURN(int x, cx.Tensor(n, 0));
+  Result<std::vector<int64_t>> pads = cx.LiteralInts(n, 1);
+  if (!pads.ok()) return pads.status().WithContext("pads");
+  Attrs a;
+  a.Set("mode", OnnxAttrString(n, "mode", "constant"));
+  a.Set("pads", *pads);
+  if (cx.HasInput(n, 2)) {
+    Result<std::vector<float>> v = cx.ConstantFloats(n, 2);
+    if (!v.ok()) return v.status().WithContext("constant_value");
+    if (v->size() != 1) return Status::InvalidArgument("constant_value must be a scalar");
+    a.Set("value", (*v)[0]);
+  }
+  return cx.Emit(n, "Pad", {x}, a).status();
+}
+
 constexpr OnnxLowering kLowerings[] = {
-    {"Reshape", LowerReshape},     {"Flatten", LowerFlatten},     {"Squeeze", LowerSqueeze},
-    {"Unsqueeze", LowerUnsqueeze}, {"Transpose", LowerTranspose}, {"Concat", LowerConcat},
+    {"Reshape", LowerReshape},
+    {"Flatten", LowerFlatten},
+    {"Squeeze", LowerSqueeze},
+    {"Unsqueeze", LowerUnsqueeze},
+    {"Transpose", LowerTranspose},
+    {"Concat", LowerConcat},
+    {"Pad", LowerPad},
 };
 
 }  // namespace

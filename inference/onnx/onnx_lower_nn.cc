@@ -1,7 +1,10 @@
-// Lowering of Conv, Gemm, MatMul, pooling and BatchNormalization. Window attributes are made
-// explicit (kernel_shape, strides, dilations, pads) and auto_pad is resolved into pads.
+// Lowering of Conv, Gemm, MatMul, pooling, BatchNormalization and LayerNormalization. Window
+// attributes are made explicit (kernel_shape, strides, dilations, pads) and auto_pad is resolved
+// into pads.
 #include <algorithm>
 
+#include "inference/onnx/const_eval.h"
+#include "inference/onnx/graph_edit.h"
 #include "inference/onnx/onnx_attrs.h"
 #include "inference/onnx/onnx_lower.h"
 
@@ -174,6 +177,41 @@ Status LowerBatchNorm(const NodeProto& n, LowerContext& cx) {
   return cx.Emit(n, "BatchNormalization", inputs, a).status();
 }
 
+// LayerNormalization (opset 17) with its optional Mean and InvStdDev outputs (made only when
+// read). stash_type only sets the precision of the statistics, float32 here whatever it says.
+Status LowerLayerNorm(const NodeProto& n, LowerContext& cx) {
+  EI_ASSIGN_OR_RETURN(int x, cx.Tensor(n, 0));
+  EI_ASSIGN_OR_RETURN(int scale, cx.Tensor(n, 1));
+  EI_ASSIGN_OR_RETURN(int bias, Optional(n, cx, 2));
+  const int64_t rank = static_cast<int64_t>(cx.desc(x).dims.size());
+  EI_ASSIGN_OR_RETURN(int64_t axis, NormalizeAxis(OnnxAttrInt(n, "axis", -1), rank));
+  Node node;
+  node.name = n.name();
+  node.op = "LayerNormalization";
+  node.inputs = {x, scale};
+  if (bias >= 0) node.inputs.push_back(bias);
+  node.attrs.Set("axis", axis);
+  node.attrs.Set("epsilon", OnnxAttrFloat(n, "epsilon", 1e-5f));
+  int num_out = 1;
+  for (int i = 1; i < n.output_size() && i < 3; ++i)
+    if (!n.output(i).empty() && cx.IsUsed(n.output(i))) num_out = i + 1;
+  Graph& g = cx.graph();
+  for (int i = 0; i < num_out; ++i) {
+    TensorDesc t;
+    t.name = n.output(i).empty() ? UniqueTensorName(g, n.name() + "_unused") : n.output(i);
+    node.outputs.push_back(g.AddTensor(t));
+  }
+  EI_RETURN_IF_ERROR(InferNodeOutputs(node, &g));
+  if (AllInputsConstant(g, node)) {
+    EI_RETURN_IF_ERROR(EvaluateConstantNode(node, &g));
+  } else {
+    g.nodes.push_back(node);
+  }
+  for (int i = 0; i < num_out; ++i)
+    if (!n.output(i).empty()) cx.BindTensor(n.output(i), node.outputs[i]);
+  return Status::Ok();
+}
+
 template <const char* kOp>
 Status LowerGlobalPool(const NodeProto& n, LowerContext& cx) {
   EI_ASSIGN_OR_RETURN(int x, cx.Tensor(n, 0));
@@ -192,6 +230,7 @@ constexpr OnnxLowering kLowerings[] = {
     {"GlobalAveragePool", LowerGlobalPool<kGlobalAveragePool>},
     {"GlobalMaxPool", LowerGlobalPool<kGlobalMaxPool>},
     {"BatchNormalization", LowerBatchNorm},
+    {"LayerNormalization", LowerLayerNorm},
 };
 
 }  // namespace

@@ -1,7 +1,9 @@
 // Lowering of ops that only name or fold values: Constant, Identity, Dropout (inference mode),
-// and the shape arithmetic torch.onnx.export emits (Shape, Gather, Slice, Cast). None of them
+// and the shape arithmetic torch.onnx.export emits (Shape, Gather, Slice, Cast,
+// ConstantOfShape). None of them
 // becomes a node; their results are constants, aliases or known ints.
 #include <algorithm>
+#include <numeric>
 
 #include "inference/onnx/graph_edit.h"
 #include "inference/onnx/onnx_attrs.h"
@@ -111,6 +113,59 @@ Result<int64_t> OneLiteral(const NodeProto& n, LowerContext& cx, int i, int64_t 
   return v[0];
 }
 
+// Slice of known ints along one axis of any rank (bounds clamped as ONNX does).
+Result<KnownInts> SliceAxis(const KnownInts& d, int64_t axis, int64_t start, int64_t end,
+                            int64_t step) {
+  const int64_t rank = static_cast<int64_t>(d.shape.size());
+  EI_ASSIGN_OR_RETURN(axis, NormalizeAxis(axis, rank));
+  if (step == 0) return Status::InvalidArgument("slice step 0");
+  const int64_t n = d.shape[axis];
+  auto clamp = [n](int64_t v, int64_t lo, int64_t hi) {
+    return std::clamp(v < 0 ? v + n : v, lo, hi);
+  };
+  std::vector<int64_t> picked;  // indices along the axis, in output order
+  if (step > 0) {
+    for (int64_t i = clamp(start, 0, n), e = clamp(end, 0, n); i < e; i += std::min(step, e - i))
+      picked.push_back(i);
+  } else {
+    for (int64_t i = clamp(start, 0, n - 1), e = clamp(end, -1, n - 1); i > e;
+         i -= std::min(-step, i - e))
+      picked.push_back(i);
+  }
+  int64_t outer = 1, inner = 1;
+  for (int64_t k = 0; k < axis; ++k) outer *= d.shape[k];
+  for (int64_t k = axis + 1; k < rank; ++k) inner *= d.shape[k];
+  KnownInts r;
+  r.shape = d.shape;
+  r.shape[axis] = static_cast<int64_t>(picked.size());
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i : picked)
+      for (int64_t j = 0; j < inner; ++j) r.values.push_back(d.values[(o * n + i) * inner + j]);
+  return r;
+}
+
+// Slice of known ints over several axes or of rank > 1 (torch's F.pad export reverses the
+// [rank, 2] pads this way).
+Status LowerSliceAxes(const NodeProto& n, LowerContext& cx, KnownInts data) {
+  EI_ASSIGN_OR_RETURN(std::vector<int64_t> starts, cx.LiteralInts(n, 1));
+  EI_ASSIGN_OR_RETURN(std::vector<int64_t> ends, cx.LiteralInts(n, 2));
+  std::vector<int64_t> axes(starts.size()), steps(starts.size(), 1);
+  std::iota(axes.begin(), axes.end(), 0);
+  if (cx.HasInput(n, 3)) {
+    EI_ASSIGN_OR_RETURN(axes, cx.LiteralInts(n, 3));
+  }
+  if (cx.HasInput(n, 4)) {
+    EI_ASSIGN_OR_RETURN(steps, cx.LiteralInts(n, 4));
+  }
+  if (ends.size() != starts.size() || axes.size() != starts.size() || steps.size() != starts.size())
+    return Status::InvalidArgument("starts, ends, axes and steps differ in length");
+  for (size_t i = 0; i < starts.size(); ++i) {
+    EI_ASSIGN_OR_RETURN(data, SliceAxis(data, axes[i], starts[i], ends[i], steps[i]));
+  }
+  cx.BindInts(n.output(0), std::move(data));
+  return Status::Ok();
+}
+
 Status LowerSlice(const NodeProto& n, LowerContext& cx) {
   if (!cx.IsInts(n, 0))
     return Status::Unsupported("Slice is supported on shape values only, not on '" + n.input(0) +
@@ -118,6 +173,9 @@ Status LowerSlice(const NodeProto& n, LowerContext& cx) {
   if (!cx.HasInput(n, 1) || !cx.HasInput(n, 2))
     return Status::InvalidArgument("starts and ends are required");
   EI_ASSIGN_OR_RETURN(KnownInts data, cx.Ints(n, 0));
+  EI_ASSIGN_OR_RETURN(KnownInts starts, cx.Ints(n, 1));
+  if (data.shape.size() != 1 || starts.values.size() != 1)
+    return LowerSliceAxes(n, cx, std::move(data));
   EI_ASSIGN_OR_RETURN(int64_t start, OneLiteral(n, cx, 1, 0));
   EI_ASSIGN_OR_RETURN(int64_t end, OneLiteral(n, cx, 2, 0));
   EI_ASSIGN_OR_RETURN(int64_t axis, OneLiteral(n, cx, 3, 0));
@@ -125,6 +183,35 @@ Status LowerSlice(const NodeProto& n, LowerContext& cx) {
   if (axis != 0 && axis != -1) return Status::InvalidArgument("Slice axis out of range");
   EI_ASSIGN_OR_RETURN(KnownInts r, KnownSlice(data, start, end, step));
   cx.BindInts(n.output(0), std::move(r));
+  return Status::Ok();
+}
+
+// ConstantOfShape of a literal shape: known ints for an integer value, else a float constant.
+Status LowerConstantOfShape(const NodeProto& n, LowerContext& cx) {
+  Result<std::vector<int64_t>> dims = cx.LiteralInts(n, 0);
+  if (!dims.ok()) return dims.status().WithContext("ConstantOfShape needs a literal shape");
+  onnx::TensorProto value;
+  value.set_data_type(onnx::TensorProto::FLOAT);
+  value.add_dims(1);
+  value.add_float_data(0.f);
+  if (const auto* a = FindOnnxAttr(n, "value")) value = a->t();
+  int64_t count = 1;
+  for (int64_t d : *dims) {
+    if (d < 0 || (d > 0 && count > (int64_t{1} << 28) / d))
+      return Status::InvalidArgument("ConstantOfShape dims " + DimsToString(*dims) +
+                                     " are negative or too large");
+    count *= d;
+  }
+  if (IsOnnxIntType(value.data_type())) {
+    EI_ASSIGN_OR_RETURN(std::vector<int64_t> v, OnnxTensorInts(value));
+    if (v.size() != 1) return Status::InvalidArgument("value must hold one element");
+    cx.BindInts(n.output(0), IntsOf(*dims, std::vector<int64_t>(count, v[0])));
+    return Status::Ok();
+  }
+  EI_ASSIGN_OR_RETURN(std::vector<float> v, OnnxTensorFloats(value));
+  if (v.size() != 1) return Status::InvalidArgument("value must hold one element");
+  cx.BindTensor(n.output(0),
+                AddFloatConstant(&cx.graph(), n.output(0), *dims, std::vector<float>(count, v[0])));
   return Status::Ok();
 }
 
@@ -149,9 +236,10 @@ Status LowerCast(const NodeProto& n, LowerContext& cx) {
 }
 
 constexpr OnnxLowering kLowerings[] = {
-    {"Constant", LowerConstant}, {"Identity", Alias},     {"Dropout", LowerDropout},
-    {"Shape", LowerShape},       {"Gather", LowerGather}, {"Slice", LowerSlice},
-    {"Cast", LowerCast},
+    {"Constant", LowerConstant}, {"Identity", Alias},
+    {"Dropout", LowerDropout},   {"Shape", LowerShape},
+    {"Gather", LowerGather},     {"Slice", LowerSlice},
+    {"Cast", LowerCast},         {"ConstantOfShape", LowerConstantOfShape},
 };
 
 }  // namespace

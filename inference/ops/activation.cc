@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 
+#include "inference/ops/fast_erf.h"
+
 namespace edgeinfer {
 
 namespace {
@@ -12,9 +14,14 @@ struct ActivationName {
   const char* name;
 };
 constexpr ActivationName kNames[] = {
-    {Activation::Kind::kNone, ""},         {Activation::Kind::kRelu, "Relu"},
-    {Activation::Kind::kLeakyRelu, "LeakyRelu"}, {Activation::Kind::kSigmoid, "Sigmoid"},
-    {Activation::Kind::kTanh, "Tanh"},     {Activation::Kind::kClip, "Clip"},
+    {Activation::Kind::kNone, ""},
+    {Activation::Kind::kRelu, "Relu"},
+    {Activation::Kind::kLeakyRelu, "LeakyRelu"},
+    {Activation::Kind::kSigmoid, "Sigmoid"},
+    {Activation::Kind::kTanh, "Tanh"},
+    {Activation::Kind::kClip, "Clip"},
+    {Activation::Kind::kGelu, "Gelu"},
+    {Activation::Kind::kHardSwish, "HardSwish"},
 };
 }  // namespace
 
@@ -69,6 +76,10 @@ void Activation::Apply(float* x, size_t n) const {
     case Kind::kClip:
       for (size_t i = 0; i < n; ++i) x[i] = std::min(std::max(x[i], min), max);
       return;
+    case Kind::kGelu:  // the same code as the standalone ops (unary_math.cc)
+      return GeluRow(x, x, static_cast<int64_t>(n));
+    case Kind::kHardSwish:
+      return HardSwishRow(x, x, static_cast<int64_t>(n));
   }
 }
 

@@ -1,7 +1,8 @@
 // Activations that Conv, Gemm and element-wise ops apply to their output in place ("fused"),
 // so the result is written once instead of being read back by a separate Relu node.
 //
-// Node attributes: activation = "" | "Relu" | "LeakyRelu" | "Sigmoid" | "Tanh" | "Clip";
+// Node attributes: activation = "" | "Relu" | "LeakyRelu" | "Sigmoid" | "Tanh" | "Clip" | "Gelu"
+// (exact, with erf) | "HardSwish";
 // activation_alpha (LeakyRelu slope, default 0.01); activation_min / activation_max (Clip bounds,
 // default -inf / +inf).
 #pragma once
@@ -15,7 +16,7 @@
 namespace edgeinfer {
 
 struct Activation {
-  enum class Kind { kNone, kRelu, kLeakyRelu, kSigmoid, kTanh, kClip };
+  enum class Kind { kNone, kRelu, kLeakyRelu, kSigmoid, kTanh, kClip, kGelu, kHardSwish };
   Kind kind = Kind::kNone;
   float alpha = 0.01f;
   float min = 0.f;

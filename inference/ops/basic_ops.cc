@@ -89,6 +89,8 @@ std::span<const OpDef> BasicOps() {
       {"Sub", InferBinary, CreateSub},
       {"Mul", InferBinary, CreateMul},
       {"Div", InferBinary, CreateDiv},
+      {"Pow", InferBinary, CreatePow},
+      {"PRelu", InferPRelu, CreatePRelu},
       {"Relu", InferUnary, CreateRelu},
       {"LeakyRelu", InferLeakyRelu, CreateLeakyRelu},
       {"Sigmoid", InferUnary, CreateSigmoid},

@@ -1,5 +1,5 @@
-// Element-wise ops: Add, Sub, Mul, Div (numpy broadcasting, fused activation) and the
-// activations Relu, LeakyRelu, Sigmoid, Tanh, Clip.
+// Element-wise ops: Add, Sub, Mul, Div, Pow (numpy broadcasting, fused activation), PRelu
+// (slope broadcast onto X) and the activations Relu, LeakyRelu, Sigmoid, Tanh, Clip.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -68,6 +68,12 @@ struct MulOp {
 struct DivOp {
   static float Apply(float a, float b) { return a / b; }
 };
+struct PowOp {
+  static float Apply(float a, float b) { return std::pow(a, b); }
+};
+struct PReluOp {
+  static float Apply(float x, float slope) { return x < 0.f ? x * slope : x; }
+};
 
 // One contiguous output row; a broadcast operand is a scalar for the whole row. Three separate
 // loops so that each vectorizes.
@@ -81,6 +87,28 @@ void Row(const float* a, bool a_scalar, const float* b, bool b_scalar, float* o,
     for (int64_t i = 0; i < n; ++i) o[i] = Op::Apply(s, b[i]);
   } else {
     for (int64_t i = 0; i < n; ++i) o[i] = Op::Apply(a[i], b[i]);
+  }
+}
+
+// Pow by a single exponent: x^2 (variance, L2 norms written out) and x^0.5 as one
+// multiplication or square root instead of a pow call. Same results as std::pow: the + 0.f
+// turns sqrt(-0) = -0 into pow's +0, and pow(-inf, 0.5) is +inf where sqrt gives NaN.
+template <>
+void Row<PowOp>(const float* a, bool a_scalar, const float* b, bool b_scalar, float* o, int64_t n) {
+  if (!b_scalar || a_scalar) {
+    for (int64_t i = 0; i < n; ++i) o[i] = std::pow(a_scalar ? *a : a[i], b_scalar ? *b : b[i]);
+    return;
+  }
+  const float e = *b;
+  if (e == 2.f) {
+    for (int64_t i = 0; i < n; ++i) o[i] = a[i] * a[i];
+  } else if (e == 0.5f) {
+    constexpr float kInf = std::numeric_limits<float>::infinity();
+    for (int64_t i = 0; i < n; ++i) o[i] = a[i] == -kInf ? kInf : std::sqrt(a[i]) + 0.f;
+  } else if (e == 1.f) {
+    std::copy(a, a + n, o);
+  } else {
+    for (int64_t i = 0; i < n; ++i) o[i] = std::pow(a[i], e);
   }
 }
 
@@ -199,6 +227,19 @@ KernelResult CreateAdd(const Node& node, const Graph&) { return CreateBinary<Add
 KernelResult CreateSub(const Node& node, const Graph&) { return CreateBinary<SubOp>(node); }
 KernelResult CreateMul(const Node& node, const Graph&) { return CreateBinary<MulOp>(node); }
 KernelResult CreateDiv(const Node& node, const Graph&) { return CreateBinary<DivOp>(node); }
+KernelResult CreatePow(const Node& node, const Graph&) { return CreateBinary<PowOp>(node); }
+KernelResult CreatePRelu(const Node& node, const Graph&) { return CreateBinary<PReluOp>(node); }
+
+// PRelu's slope broadcasts onto X (unidirectionally): the output has X's dims.
+Status InferPRelu(const Node& node, const Graph& graph, std::vector<TensorDesc>* outs) {
+  EI_RETURN_IF_ERROR(InferBinary(node, graph, outs));
+  const TensorDesc& x = graph.tensors[node.inputs[0]];
+  if ((*outs)[0].dims != x.dims) {
+    return Invalid(node, "slope " + DimsToString(graph.tensors[node.inputs[1]].dims) +
+                             " does not broadcast onto X " + DimsToString(x.dims));
+  }
+  return Status::Ok();
+}
 
 Status InferUnary(const Node& node, const Graph& graph, std::vector<TensorDesc>* outs) {
   std::vector<const TensorDesc*> in;

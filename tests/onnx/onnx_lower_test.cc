@@ -2,7 +2,9 @@
 // into one Reshape with symbolic dims, refusals naming the node.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "tests/onnx/onnx_test_util.h"
 
@@ -344,6 +346,365 @@ TEST(OnnxLower, RefusesIntegerTensorsAtRuntime) {
   b.Node("Cast", {"s"}, {"y"}).Int("to", onnx::TensorProto::FLOAT);
   // [B, 4] cast to float depends on the batch: not a constant.
   ExpectError(b, {"Cast", "batch"});
+}
+
+// ---------------------------------------------------------------- reductions, math, Pad, LayerNorm
+
+TEST(OnnxLower, ReduceAxesFromAttributeOrInput) {
+  // Opset 11: axes attribute for every reduction; opset 13: ReduceSum reads them from input 1.
+  {
+    OnnxBuilder b(11);
+    b.Input("x", {-1, 4, 6}).Output("y", {-1, 4});
+    b.Node("ReduceSum", {"x"}, {"y"}).Ints("axes", {-1}).Int("keepdims", 0);
+    Graph g = MustImport(b);
+    ASSERT_EQ(OpList(g), std::vector<std::string>{"ReduceSum"});
+    EXPECT_EQ(g.nodes[0].attrs.GetInts("axes"), (Ints{2}));
+    EXPECT_EQ(OutputDesc(g).dims, (Dims{B, 4}));
+  }
+  {
+    OnnxBuilder b(13);
+    b.Input("x", {-1, 4, 6}).Output("y", {-1, 1, 1}).IntInit("axes", {-1, 1});
+    b.Node("ReduceSum", {"x", "axes"}, {"y"});
+    Graph g = MustImport(b);
+    EXPECT_EQ(g.nodes[0].attrs.GetInts("axes"), (Ints{1, 2}));  // sorted, normalized
+    EXPECT_EQ(g.nodes[0].attrs.GetInt("keepdims", -1), 1);
+    EXPECT_EQ(OutputDesc(g).dims, (Dims{B, 1, 1}));
+  }
+  {
+    OnnxBuilder b(13);
+    b.Input("x", {-1, 4, 6}).Output("y", {-1, 6});
+    b.Node("ReduceMean", {"x"}, {"y"}).Ints("axes", {-2}).Int("keepdims", 0);
+    Graph g = MustImport(b);
+    EXPECT_EQ(OpList(g), std::vector<std::string>{"ReduceMean"});
+    EXPECT_EQ(OutputDesc(g).dims, (Dims{B, 6}));
+  }
+}
+
+TEST(OnnxLower, ReduceSumWithoutAxes) {
+  // noop_with_empty_axes: the node is an identity (here feeding a Relu).
+  OnnxBuilder noop(13);
+  noop.Input("x", {2, 3}).Output("y", {2, 3});
+  noop.Node("ReduceSum", {"x"}, {"r"}).Int("noop_with_empty_axes", 1);
+  noop.Node("Relu", {"r"}, {"y"});
+  EXPECT_EQ(OpList(MustImport(noop)), std::vector<std::string>{"Relu"});
+  // Otherwise every axis; on a batched input that would mix samples and is refused.
+  OnnxBuilder all(13);
+  all.Input("x", {2, 3}).Output("y", {1, 1});
+  all.Node("ReduceSum", {"x"}, {"y"});
+  Graph g = MustImport(all);
+  EXPECT_EQ(g.nodes[0].attrs.GetInts("axes"), (Ints{0, 1}));
+  OnnxBuilder batch(13);
+  batch.Input("x", {-1, 3}).Output("y", {});
+  batch.Node("ReduceMax", {"x"}, {"y"}, "rmax").Int("keepdims", 0);
+  ExpectError(batch, {"node 'rmax' (ReduceMax)", "batch"});
+  OnnxBuilder twice(11);
+  twice.Input("x", {-1, 3, 4}).Output("y", {-1, 4});  // what ONNX infers
+  twice.Node("ReduceMin", {"x"}, {"y"}, "rmin").Ints("axes", {1, -2}).Int("keepdims", 0);
+  ExpectError(twice, {"node 'rmin' (ReduceMin)", "repeat"});
+}
+
+TEST(OnnxLower, PowIntegerExponentAndActivationDefaults) {
+  OnnxBuilder b(13);
+  b.Input("x", {-1, 3}).Output("y", {-1, 3}).IntInit("two", {2});
+  b.Node("Pow", {"x", "two"}, {"p"});
+  b.Node("HardSigmoid", {"p"}, {"h"});
+  b.Node("Selu", {"h"}, {"s"}).Float("gamma", 2.f);
+  b.Node("Erf", {"s"}, {"y"});
+  Graph g = MustImport(b);
+  ASSERT_EQ(OpList(g), (std::vector<std::string>{"Pow", "HardSigmoid", "Selu", "Erf"}));
+  const TensorDesc& e = g.tensors[g.nodes[0].inputs[1]];
+  ASSERT_TRUE(e.is_constant());
+  EXPECT_EQ(e.dtype, DType::kFloat32);
+  EXPECT_EQ(*static_cast<const float*>(e.data), 2.f);
+  EXPECT_EQ(g.nodes[1].attrs.GetFloat("alpha"), 0.2f);
+  EXPECT_EQ(g.nodes[1].attrs.GetFloat("beta"), 0.5f);
+  EXPECT_EQ(g.nodes[2].attrs.GetFloat("gamma"), 2.f);
+  EXPECT_FLOAT_EQ(g.nodes[2].attrs.GetFloat("alpha"), 1.6732632f);
+  auto y = testing::RunGraph(g, {{-1.f, 0.5f, 3.f, 0.f, 2.f, -4.f}}, 2);
+  ASSERT_TRUE(y.ok()) << y.status().ToString();
+  for (int i = 0; i < 6; ++i) {
+    const float x = std::vector<float>{-1.f, 0.5f, 3.f, 0.f, 2.f, -4.f}[i];
+    const float h = std::clamp(0.2f * x * x + 0.5f, 0.f, 1.f);
+    const float s = h <= 0 ? 0 : 2.f * h;  // h >= 0 here
+    EXPECT_NEAR((*y)[0][i], std::erf(s), 1e-6f) << i;
+  }
+}
+
+// torch.nn.functional.pad exports its pads through ConstantOfShape, Concat, Reshape, a reversing
+// Slice of a [rank, 2] tensor, Transpose and Cast: all folded at import into Pad's attribute.
+TEST(OnnxLower, TorchPadExportFoldsIntoPads) {
+  OnnxBuilder b(13);
+  b.Input("x", {-1, 3, 10}).Output("y", {-1, 3, 14});
+  b.IntInit("torch_pads", {2, 2}).IntInit("rest", {4}).IntInit("pairs", {-1, 2});
+  b.IntInit("start", {-1}).IntInit("end", {std::numeric_limits<int64_t>::min() + 1});
+  b.IntInit("axis0", {0}).IntInit("back", {-1}).IntInit("flat", {-1});
+  onnx::TensorProto zero = testing::IntTensor("", {1}, {0});
+  b.Node("ConstantOfShape", {"rest"}, {"zeros"}).Tensor("value", zero);
+  b.Node("Concat", {"torch_pads", "zeros"}, {"c"}).Int("axis", 0);
+  b.Node("Reshape", {"c", "pairs"}, {"r"});
+  b.Node("Slice", {"r", "start", "end", "axis0", "back"}, {"s"});
+  b.Node("Transpose", {"s"}, {"t"}).Ints("perm", {1, 0});
+  b.Node("Reshape", {"t", "flat"}, {"f"});
+  b.Node("Cast", {"f"}, {"pads"}).Int("to", onnx::TensorProto::INT64);
+  b.Node("Pad", {"x", "pads"}, {"y"}, "pad").Str("mode", "reflect");
+  Graph g = MustImport(b);
+  ASSERT_EQ(OpList(g), std::vector<std::string>{"Pad"});
+  EXPECT_EQ(g.nodes[0].attrs.GetInts("pads"), (Ints{0, 0, 2, 0, 0, 2}));
+  EXPECT_EQ(g.nodes[0].attrs.GetString("mode"), "reflect");
+  EXPECT_EQ(OutputDesc(g).dims, (Dims{B, 3, 14}));
+}
+
+TEST(OnnxLower, PadValueMustBeConstantAndTheBatchUnpadded) {
+  OnnxBuilder b(13);
+  b.Input("x", {-1, 4}).Input("v", {}).Output("y", {-1, 6}).IntInit("pads", {0, 1, 0, 1});
+  b.Node("Pad", {"x", "pads", "v"}, {"y"}, "pad");
+  ExpectError(b, {"node 'pad' (Pad)", "constant_value", "constant"});
+
+  OnnxBuilder c(13);
+  c.Input("x", {-1, 4}).Output("y", {-1, 6}).IntInit("pads", {0, 1, 0, 1});
+  c.Init("v", {}, {2.5f});
+  c.Node("Pad", {"x", "pads", "v"}, {"y"});
+  Graph g = MustImport(c);
+  EXPECT_EQ(g.nodes[0].attrs.GetFloat("value"), 2.5f);
+  auto y = testing::RunGraph(g, {{1, 2, 3, 4, 5, 6, 7, 8}}, 2);
+  ASSERT_TRUE(y.ok());
+  EXPECT_EQ((*y)[0], (std::vector<float>{2.5f, 1, 2, 3, 4, 2.5f, 2.5f, 5, 6, 7, 8, 2.5f}));
+
+  OnnxBuilder d(13);
+  d.Input("x", {-1, 4}).Output("y", {-1, 4}).IntInit("pads", {1, 0, 0, 0});
+  d.Node("Pad", {"x", "pads"}, {"y"}, "pad");
+  ExpectError(d, {"node 'pad' (Pad)", "batch"});
+}
+
+TEST(OnnxLower, LayerNormalizationStatisticsOnlyWhenRead) {
+  OnnxBuilder b(17);
+  b.Input("x", {-1, 5, 8}).Output("y", {-1, 5, 8});
+  b.Init("s", {8}, std::vector<float>(8, 2.f)).Init("bias", {8}, std::vector<float>(8, 1.f));
+  b.Node("LayerNormalization", {"x", "s", "bias"}, {"y", "m", "inv"}).Float("epsilon", 1e-3f);
+  Graph g = MustImport(b);
+  ASSERT_EQ(OpList(g), std::vector<std::string>{"LayerNormalization"});
+  EXPECT_EQ(g.nodes[0].outputs.size(), 1u);
+  EXPECT_EQ(g.nodes[0].attrs.GetInt("axis"), 2);  // default -1, normalized
+  EXPECT_EQ(g.nodes[0].attrs.GetFloat("epsilon"), 1e-3f);
+
+  OnnxBuilder stats(17);
+  stats.Input("x", {-1, 5, 8}).Output("y", {-1, 5, 8}).Output("inv", {-1, 1, 1});
+  stats.Init("s", {5, 8}, std::vector<float>(40, 1.f));
+  stats.Node("LayerNormalization", {"x", "s"}, {"y", "", "inv"}).Int("axis", 1);
+  Graph h = MustImport(stats);
+  ASSERT_EQ(h.nodes[0].outputs.size(), 3u);
+  EXPECT_EQ(OutputDesc(h, 1).dims, (Dims{B, 1, 1}));
+  std::vector<float> x(80);
+  for (int i = 0; i < 80; ++i) x[i] = (i % 40 < 20) ? 1.f : 3.f;  // mean 2, std 1 per sample
+  auto y = testing::RunGraph(h, {x}, 2);
+  ASSERT_TRUE(y.ok());
+  EXPECT_NEAR((*y)[0][0], -1.f, 1e-5f);
+  EXPECT_NEAR((*y)[0][79], 1.f, 1e-5f);
+  EXPECT_NEAR((*y)[1][1], 1.f / std::sqrt(1.f + 1e-5f), 1e-6f);
+
+  OnnxBuilder batch(17);
+  batch.Input("x", {-1, 8}).Output("y", {-1, 8}).Init("s", {1}, {1.f});
+  batch.Node("LayerNormalization", {"x", "s"}, {"y"}, "ln").Int("axis", 0);
+  ExpectError(batch, {"node 'ln' (LayerNormalization)", "batch"});
+}
+
+// The decomposed layer norm and exact GELU that torch exports at opset 13 (ReduceMean, Sub,
+// Pow, ReduceMean, Add, Sqrt, Div, Mul, Add; Div, Erf, Add, Mul, Mul) run at any batch size and
+// match the formula, as written (optimize off) and fused into LayerNormalization and Gelu.
+TEST(OnnxLower, DecomposedLayerNormAndGeluRunAndFuse) {
+  const std::vector<float> gamma = {1, 2, 0.5f, -1, 1, 3}, beta = {0, 1, -1, 0.5f, 0, 2};
+  for (int variant = 0; variant < 8; ++variant) {
+    const bool optimize = variant & 1, mul_square = variant & 2, affine = variant & 4;
+    SCOPED_TRACE("optimize " + std::to_string(optimize) + " x*x " + std::to_string(mul_square) +
+                 " affine " + std::to_string(affine));
+    OnnxBuilder b(13);
+    b.Input("x", {-1, 6}).Output("y", {-1, 6});
+    b.Init("two", {}, {2.f}).Init("eps", {}, {1e-5f}).Init("sqrt2", {}, {1.41421356f});
+    b.Init("one", {}, {1.f}).Init("half", {}, {0.5f});
+    b.Init("gamma", {6}, gamma).Init("beta", {6}, beta);
+    b.Node("ReduceMean", {"x"}, {"m"}).Ints("axes", {-1});
+    b.Node("Sub", {"x", "m"}, {"d"});
+    if (mul_square) {
+      b.Node("Mul", {"d", "d"}, {"d2"});
+    } else {
+      b.Node("Pow", {"d", "two"}, {"d2"});
+    }
+    b.Node("ReduceMean", {"d2"}, {"v"}).Ints("axes", {-1});
+    b.Node("Add", {"v", "eps"}, {"ve"});
+    b.Node("Sqrt", {"ve"}, {"sd"});
+    b.Node("Div", {"d", "sd"}, {affine ? "n0" : "n"});
+    if (affine) {
+      b.Node("Mul", {"n0", "gamma"}, {"n1"});
+      b.Node("Add", {"beta", "n1"}, {"n"});
+    }
+    b.Node("Div", {"n", "sqrt2"}, {"g0"});
+    b.Node("Erf", {"g0"}, {"g1"});
+    b.Node("Add", {"g1", "one"}, {"g2"});
+    b.Node("Mul", {"n", "g2"}, {"g3"});
+    b.Node("Mul", {"g3", "half"}, {"y"});
+    Graph g = MustImport(b, optimize);
+    EXPECT_EQ(OutputDesc(g).dims, (Dims{B, 6}));
+    if (optimize) {
+      EXPECT_EQ(OpList(g), (std::vector<std::string>{"LayerNormalization", "Gelu"}));
+    } else {
+      EXPECT_EQ(g.nodes.size(), affine ? 14u : 12u);
+    }
+    const std::vector<float> x = {1, 2, 3, 4, 5, 6, -3, 0, 0, 0, 0, 3, 7, 7, 7, 7, 7, 8};
+    auto y = testing::RunGraph(g, {x}, 3);
+    ASSERT_TRUE(y.ok()) << y.status().ToString();
+    for (int r = 0; r < 3; ++r) {
+      double m = 0, v = 0;
+      for (int i = 0; i < 6; ++i) m += x[r * 6 + i] / 6.0;
+      for (int i = 0; i < 6; ++i) v += (x[r * 6 + i] - m) * (x[r * 6 + i] - m) / 6.0;
+      for (int i = 0; i < 6; ++i) {
+        double n = (x[r * 6 + i] - m) / std::sqrt(v + 1e-5);
+        if (affine) n = n * gamma[i] + beta[i];
+        EXPECT_NEAR((*y)[0][r * 6 + i], 0.5 * n * (1 + std::erf(n / std::sqrt(2.0))), 4e-6)
+            << r << "," << i;
+      }
+    }
+  }
+}
+
+// Not a layer norm to fuse: the deviations are read elsewhere too, or the mean is over a
+// leading axis.
+TEST(OnnxLower, LayerNormPatternNeedsPrivateIntermediatesAndTrailingAxes) {
+  for (int variant = 0; variant < 2; ++variant) {
+    OnnxBuilder b(13);
+    b.Input("x", {-1, 4, 6}).Output("y", {-1, 4, 6});
+    if (variant == 0) b.Output("d", {-1, 4, 6});
+    b.Init("two", {}, {2.f}).Init("eps", {}, {1e-5f});
+    const Ints axes = variant == 0 ? Ints{-1} : Ints{1};
+    b.Node("ReduceMean", {"x"}, {"m"}).Ints("axes", axes);
+    b.Node("Sub", {"x", "m"}, {"d"});
+    b.Node("Pow", {"d", "two"}, {"d2"});
+    b.Node("ReduceMean", {"d2"}, {"v"}).Ints("axes", axes);
+    b.Node("Add", {"v", "eps"}, {"ve"});
+    b.Node("Sqrt", {"ve"}, {"sd"});
+    b.Node("Div", {"d", "sd"}, {"y"});
+    Graph g = MustImport(b, /*optimize=*/true);
+    EXPECT_EQ(g.nodes.size(), 7u) << variant;
+  }
+}
+
+// GELU and HardSwish written out by exporters become one activation, fused into the Gemm; the
+// result matches the formula. Variants: Div by sqrt 2 or Mul by 1/sqrt 2, the 0.5 applied
+// last, in the middle, or to x first; operands in either order.
+TEST(OnnxLower, GeluAndHardSwishPatternsFuseIntoGemm) {
+  const std::vector<float> w = {0.5f, -1.f, 2.f, 0.25f, -0.75f, 1.5f};  // [2, 3]
+  const std::vector<float> x = {1.f, -2.f, 0.5f, 3.f, -1.f, 0.25f};
+  auto gelu = [](double v) { return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))); };
+  for (int variant = 0; variant < 4; ++variant) {
+    SCOPED_TRACE("variant " + std::to_string(variant));
+    OnnxBuilder b(13);
+    b.Input("x", {-1, 2}).Output("y", {-1, 3}).Init("w", {2, 3}, w);
+    b.Init("sqrt2", {}, {1.41421356f}).Init("rsqrt2", {}, {0.70710678f});
+    b.Init("one", {}, {1.f}).Init("half", {}, {0.5f});
+    b.Node("MatMul", {"x", "w"}, {"h"});
+    if (variant == 1) {
+      b.Node("Mul", {"rsqrt2", "h"}, {"u"});
+    } else {
+      b.Node("Div", {"h", "sqrt2"}, {"u"});
+    }
+    b.Node("Erf", {"u"}, {"e"});
+    b.Node("Add", {"one", "e"}, {"a"});
+    if (variant <= 1) {  // (h * a) * 0.5
+      b.Node("Mul", {"h", "a"}, {"p"});
+      b.Node("Mul", {"p", "half"}, {"y"});
+    } else if (variant == 2) {  // (a * 0.5) * h
+      b.Node("Mul", {"a", "half"}, {"p"});
+      b.Node("Mul", {"h", "p"}, {"y"});
+    } else {  // (h * 0.5) * a
+      b.Node("Mul", {"h", "half"}, {"p"});
+      b.Node("Mul", {"p", "a"}, {"y"});
+    }
+    Graph g = MustImport(b, /*optimize=*/true);
+    ASSERT_EQ(OpList(g), std::vector<std::string>{"Gemm"});
+    EXPECT_EQ(g.nodes[0].attrs.GetString("activation"), "Gelu");
+    auto y = testing::RunGraph(g, {x}, 3);
+    ASSERT_TRUE(y.ok()) << y.status().ToString();
+    for (int r = 0; r < 3; ++r)
+      for (int c = 0; c < 3; ++c) {
+        const double h = x[r * 2] * w[c] + x[r * 2 + 1] * w[3 + c];
+        EXPECT_NEAR((*y)[0][r * 3 + c], gelu(h), 1e-6) << r << "," << c;
+      }
+  }
+  // An intermediate that is also a graph output stays: no fusion.
+  OnnxBuilder kept(13);
+  kept.Input("x", {-1, 2}).Output("y", {-1, 2}).Output("e", {-1, 2});
+  kept.Init("sqrt2", {}, {1.41421356f}).Init("one", {}, {1.f}).Init("half", {}, {0.5f});
+  kept.Node("Div", {"x", "sqrt2"}, {"u"});
+  kept.Node("Erf", {"u"}, {"e"});
+  kept.Node("Add", {"e", "one"}, {"a"});
+  kept.Node("Mul", {"x", "a"}, {"p"});
+  kept.Node("Mul", {"p", "half"}, {"y"});
+  EXPECT_EQ(OpList(MustImport(kept, true)),
+            (std::vector<std::string>{"Div", "Erf", "Add", "Mul", "Mul"}));
+
+  OnnxBuilder hs(13);
+  hs.Input("x", {-1, 2}).Output("y", {-1, 3}).Init("w", {2, 3}, w);
+  hs.Node("MatMul", {"x", "w"}, {"h"});
+  hs.Node("HardSigmoid", {"h"}, {"s"}).Float("alpha", 1.f / 6.f).Float("beta", 0.5f);
+  hs.Node("Mul", {"s", "h"}, {"y"});
+  Graph g = MustImport(hs, true);
+  ASSERT_EQ(OpList(g), std::vector<std::string>{"Gemm"});
+  EXPECT_EQ(g.nodes[0].attrs.GetString("activation"), "HardSwish");
+  auto y = testing::RunGraph(g, {x}, 3);
+  ASSERT_TRUE(y.ok());
+  for (int r = 0; r < 3; ++r)
+    for (int c = 0; c < 3; ++c) {
+      const double h = x[r * 2] * w[c] + x[r * 2 + 1] * w[3 + c];
+      EXPECT_NEAR((*y)[0][r * 3 + c], h * std::clamp(h / 6 + 0.5, 0.0, 1.0), 1e-6);
+    }
+  // Another HardSigmoid (default alpha 0.2) is not a HardSwish.
+  OnnxBuilder other(13);
+  other.Input("x", {-1, 2}).Output("y", {-1, 2});
+  other.Node("HardSigmoid", {"x"}, {"s"});
+  other.Node("Mul", {"x", "s"}, {"y"});
+  EXPECT_EQ(OpList(MustImport(other, true)), (std::vector<std::string>{"HardSigmoid", "Mul"}));
+}
+
+// Causal padding written as F.pad before a Conv moves into the Conv's pads, with the same
+// result; a non-zero pad value, a crop or a pad wider than the kernel stays.
+TEST(OnnxLower, ZeroPadFoldsIntoTheConvAfterIt) {
+  struct Case {
+    Ints pads;
+    float value;
+    bool folds;
+  };
+  const Case cases[] = {
+      {{0, 0, 2, 0, 0, 0}, 0.f, true},    // causal: (k - 1) on the left
+      {{0, 0, 1, 0, 0, 1}, 0.f, true},    // adds to the Conv's own pads of 1
+      {{0, 0, 2, 0, 0, 0}, 1.f, false},   // pads with 1
+      {{0, 0, -1, 0, 0, 1}, 0.f, false},  // crops
+      {{0, 0, 5, 0, 0, 0}, 0.f, false},   // wider than the kernel
+  };
+  const std::vector<float> w = {0.5f, -1.f, 2.f, 1.f, 0.25f, -0.5f};  // [2, 1, 3]
+  std::vector<float> x(2 * 1 * 7);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 5) - 1.5f;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(DimsToString(c.pads) + " value " + std::to_string(c.value));
+    OnnxBuilder b(13);
+    const bool own_pads = c.pads[5] == 1;
+    b.Input("x", {-1, 1, 7}).Output("y", {-1, 2, kAny}).Init("w", {2, 1, 3}, w);
+    b.IntInit("pads", c.pads).Init("v", {}, {c.value});
+    b.Node("Pad", {"x", "pads", "v"}, {"p"});
+    auto conv = b.Node("Conv", {"p", "w"}, {"y"});
+    if (own_pads) conv.Ints("pads", {1, 1});
+    Graph plain = MustImport(b, /*optimize=*/false);
+    Graph g = MustImport(b, /*optimize=*/true);
+    if (c.folds) {
+      ASSERT_EQ(OpList(g), std::vector<std::string>{"Conv"});
+      const int64_t extra = own_pads ? 1 : 0;
+      EXPECT_EQ(g.nodes[0].attrs.GetInts("pads"), (Ints{c.pads[2] + extra, c.pads[5] + extra}));
+    } else {
+      EXPECT_EQ(OpList(g), (std::vector<std::string>{"Pad", "Conv"}));
+    }
+    auto want = testing::RunGraph(plain, {x}, 2);
+    auto got = testing::RunGraph(g, {x}, 2);
+    ASSERT_TRUE(want.ok() && got.ok());
+    EXPECT_EQ((*got)[0], (*want)[0]);
+  }
 }
 
 }  // namespace
