@@ -19,6 +19,12 @@ int64_t Profiler::NowNs() {
       .count();
 }
 
+void Profiler::RecordQuantize(int64_t start_ns, int64_t dur_ns) {
+  // Static storage: events keep a pointer to their name, which must outlive every profiler.
+  static const std::string* const kName = new std::string("quantize");
+  Record(kName, "quantize", start_ns, dur_ns);
+}
+
 void Profiler::Record(const std::string* name, const char* category, int64_t start_ns,
                       int64_t dur_ns) {
   if (events_.size() >= capacity_) {

@@ -27,6 +27,8 @@ class Profiler {
   static int64_t NowNs();
   // `name` and `category` must outlive the profiler (node names and op names of the model do).
   void Record(const std::string* name, const char* category, int64_t start_ns, int64_t dur_ns);
+  // A kernel's activation quantization sub-span: name and category "quantize".
+  void RecordQuantize(int64_t start_ns, int64_t dur_ns);
 
   size_t size() const { return events_.size(); }
   size_t dropped() const { return dropped_; }

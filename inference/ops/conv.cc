@@ -384,12 +384,6 @@ class QuantConvKernel final : public Kernel {
   quant::TransposeFn transpose_ = nullptr;
 };
 
-// The profiler keeps a pointer to the span's name: static storage outlives every profiler.
-const std::string& QuantizeSpanName() {
-  static const std::string* name = new std::string("quantize");
-  return *name;
-}
-
 // Conv with int8 or int4 weights in OHWI order (see the top of the file). A batch runs in
 // blocks of samples, one GEMM per block and group over the rows of all of the block's samples
 // (n*P rows, P = out_h * out_w; each row keeps its own sample's scale), up to kQBlockRows rows
@@ -482,8 +476,7 @@ class DynamicQConvKernel final : public Kernel {
       std::fill_n(a.scales + j * plane, plane, zero ? 0.f : amax / quant::kInt8Max);
     }
     if (a.corr != nullptr) Q4Corrections(a.q, a.m, a.kp, a.corr);
-    if (profiler != nullptr)
-      profiler->Record(&QuantizeSpanName(), "quantize", start, Profiler::NowNs() - start);
+    if (profiler != nullptr) profiler->RecordQuantize(start, Profiler::NowNs() - start);
   }
 
   ConvParams p_;

@@ -1,21 +1,10 @@
 // QuantGemm: the quantized GEMM step of Gemm and Conv (declared in nn_ops_internal.h).
-#include <string>
 
 #include "inference/ops/nn_ops_internal.h"
 #include "inference/profiler.h"
 #include "inference/quant/weight_format.h"
 
 namespace edgeinfer::nn {
-
-namespace {
-
-// The profiler keeps a pointer to the span's name: static storage outlives every profiler.
-const std::string& QuantizeSpanName() {
-  static const std::string* name = new std::string("quantize");
-  return *name;
-}
-
-}  // namespace
 
 QuantGemm::QuantGemm(const TensorDesc& w) {
   quant::WeightFormat format = quant::WeightFormat::kInt8;
@@ -60,7 +49,7 @@ void QuantGemm::Run(int64_t m, const float* x, int64_t ldx, int64_t n_begin, int
     if (profiler != nullptr) {
       const int64_t start = Profiler::NowNs();
       kernels_.quantize(p, scratch);
-      profiler->Record(&QuantizeSpanName(), "quantize", start, Profiler::NowNs() - start);
+      profiler->RecordQuantize(start, Profiler::NowNs() - start);
     } else {
       kernels_.quantize(p, scratch);
     }

@@ -32,11 +32,6 @@ using nn::NodeUnsupported;
 
 size_t Align64(size_t v) { return (v + 63) / 64 * 64; }
 
-const std::string& QuantizeSpanName() {
-  static const std::string* name = new std::string("quantize");
-  return *name;
-}
-
 // What QGemm and QConv share: scales, the fused activation as a code range, the weight.
 struct StaticParams {
   float x_scale = 1.f;
@@ -130,8 +125,7 @@ class StaticGemm {
       kernels_.quantize_clamp(x + r * ldx, weights_.k, 1.f / p_.x_scale, -127.f, 127.f, q);
       std::memset(q + weights_.k, 0, static_cast<size_t>(a.kp - weights_.k));
     }
-    if (profiler)
-      profiler->Record(&QuantizeSpanName(), "quantize", start, Profiler::NowNs() - start);
+    if (profiler) profiler->RecordQuantize(start, Profiler::NowNs() - start);
   }
   // y[m, n_end - n_begin] (ldy apart) = acts * W[n_begin:n_end]^T + bias, float.
   void Gemm(const quant::QuantizedActs& a, void* scratch, int64_t n_begin, int64_t n_end,
@@ -310,8 +304,7 @@ class QConvKernel final : public Kernel {
         const int64_t start = ctx.profiler ? Profiler::NowNs() : 0;
         k.requant_transpose(ctx.in[0].f32() + n * c * in_plane, c, in_plane, in_plane,
                             1.f / s.x_scale, -127.f, 127.f, hwc, c);
-        if (ctx.profiler)
-          ctx.profiler->Record(&QuantizeSpanName(), "quantize", start, Profiler::NowNs() - start);
+        if (ctx.profiler) ctx.profiler->RecordQuantize(start, Profiler::NowNs() - start);
       }
       for (int64_t grp = 0; grp < p_.group; ++grp) {
         quant::Im2RowHwc(hwc + grp * cg, c, cg, geom, a.kp, a.q);
