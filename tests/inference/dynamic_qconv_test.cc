@@ -29,58 +29,16 @@
 #include "inference/quant/weight_format.h"
 #include "inference/quantize_graph.h"
 #include "inference/session.h"
+#include "tests/inference/cpu_levels.h"
+#include "tests/inference/op_test_util.h"
 
 namespace edgeinfer {
 namespace {
 
 using quant::CpuLevel;
-
-std::vector<float> Random(size_t n, uint32_t seed, float lo = -1.f, float hi = 1.f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
-
-int64_t Numel(const Dims& d) {
-  int64_t n = 1;
-  for (int64_t x : d) n *= x;
-  return n;
-}
-
-// The levels this machine runs, up to what EDGEINFER_CPU_LEVEL allows.
-std::vector<CpuLevel> TestedLevels() {
-  std::vector<CpuLevel> out;
-  const int best = static_cast<int>(quant::BestCpuLevel());
-  for (int i = 0; i < quant::kNumCpuLevels; ++i) {
-    const auto l = static_cast<CpuLevel>(i);
-    if (quant::CpuSupports(l) && i <= best) out.push_back(l);
-  }
-  return out;
-}
-
-// Sets EDGEINFER_CPU_LEVEL (read when a kernel is created) for the scope.
-class ScopedLevel {
- public:
-  explicit ScopedLevel(CpuLevel level) {
-    const char* old = std::getenv(quant::kCpuLevelEnv);
-    had_ = old != nullptr;
-    if (had_) old_ = old;
-    setenv(quant::kCpuLevelEnv, quant::CpuLevelName(level), 1);
-  }
-  ~ScopedLevel() {
-    if (had_) {
-      setenv(quant::kCpuLevelEnv, old_.c_str(), 1);
-    } else {
-      unsetenv(quant::kCpuLevelEnv);
-    }
-  }
-
- private:
-  bool had_ = false;
-  std::string old_;
-};
+using testing::Numel;
+using testing::ScopedLevel;
+using testing::TestedLevels;
 
 struct ConvSpec {
   int64_t c, m, group;
@@ -110,8 +68,8 @@ ConvLayer MakeConv(const ConvSpec& s, uint32_t seed) {
   g.inputs.push_back(g.AddTensor(x));
   Dims wd = {s.m, s.c / s.group};
   wd.insert(wd.end(), s.kernel.begin(), s.kernel.end());
-  l.w = Random(static_cast<size_t>(Numel(wd)), seed, -0.5f, 0.5f);
-  l.bias = Random(static_cast<size_t>(s.m), seed + 1, -0.5f, 0.5f);
+  l.w = testing::RandomFloats(static_cast<size_t>(Numel(wd)), seed, -0.5f, 0.5f);
+  l.bias = testing::RandomFloats(static_cast<size_t>(s.m), seed + 1, -0.5f, 0.5f);
   Node node;
   node.name = "conv";
   node.op = "Conv";
@@ -269,7 +227,8 @@ void ExpectWithinBound(const Reference& r, const std::vector<float>& y, int64_t 
 // skipped, inf counted) and quant::Q4Correction, on lengths that leave vector tails.
 TEST(DynamicQConvKernels, MaxAbsAndQ4CorrectionsMatchTheReference) {
   for (int64_t n : {0, 1, 7, 8, 33, 4096 + 5}) {
-    std::vector<float> x = Random(static_cast<size_t>(n), static_cast<uint32_t>(n) + 1, -3.f, 3.f);
+    std::vector<float> x =
+        testing::RandomFloats(static_cast<size_t>(n), static_cast<uint32_t>(n) + 1, -3.f, 3.f);
     if (n > 5) {
       x[1] = std::nanf("");
       x[2] = -std::nanf("");
@@ -315,7 +274,7 @@ TEST(DynamicQConv, MatchesFloatConvWithinQuantizationBoundAtEveryLevel) {
   for (const ConvSpec& s : kCases) {
     const ConvLayer l = MakeConv(s, seed++);
     const int64_t in_sample = s.c * Numel(s.spatial);
-    std::vector<float> x = Random(static_cast<size_t>(batch * in_sample), seed + 11);
+    std::vector<float> x = testing::RandomFloats(static_cast<size_t>(batch * in_sample), seed + 11);
     // Sample 1 is all zero (scale 0); sample 2 has one loud channel (a coarse shared scale).
     std::fill(x.begin() + in_sample, x.begin() + 2 * in_sample, 0.f);
     for (int64_t i = 0; i < in_sample / s.c; ++i) x[2 * in_sample + i] *= 8.f;
@@ -365,7 +324,8 @@ TEST(DynamicQConv, BatchesMatchEachSampleRunAloneBitForBit) {
   for (const ConvSpec& s : kCases) {
     const ConvLayer l = MakeConv(s, seed++);
     const int64_t in_sample = s.c * Numel(s.spatial);
-    std::vector<float> x = Random(static_cast<size_t>(kMaxBatch * in_sample), seed + 7);
+    std::vector<float> x =
+        testing::RandomFloats(static_cast<size_t>(kMaxBatch * in_sample), seed + 7);
     std::fill(x.begin() + 5 * in_sample, x.begin() + 6 * in_sample, 0.f);
     for (int64_t i = 0; i < in_sample; ++i) x[9 * in_sample + i] *= 50.f;
     for (Precision p : {Precision::kInt8, Precision::kInt4}) {
@@ -410,7 +370,8 @@ TEST(DynamicQConv, OihwIntegerWeightsFromOlderFilesStillRun) {
   for (const ConvSpec& s : {kCases[0], kCases[3], kCases[4]}) {
     ConvLayer l = MakeConv(s, seed++);
     const int64_t in_sample = s.c * Numel(s.spatial);
-    const std::vector<float> x = Random(static_cast<size_t>(batch * in_sample), seed + 5);
+    const std::vector<float> x =
+        testing::RandomFloats(static_cast<size_t>(batch * in_sample), seed + 5);
     const Reference r = Convolve(s, l, x, batch);
     const int64_t k = static_cast<int64_t>(l.w.size()) / s.m;
     for (DType dtype : {DType::kQInt8Channel, DType::kQInt4Block}) {
@@ -478,7 +439,8 @@ TEST(DynamicQConv, ValidatesTheWeightLayout) {
 TEST(DynamicQConv, ProfilerShowsTheQuantizeSpan) {
   const ConvSpec s = kCases[2];
   const ConvLayer l = MakeConv(s, 500);
-  const std::vector<float> x = Random(static_cast<size_t>(2 * s.c * Numel(s.spatial)), 501);
+  const std::vector<float> x =
+      testing::RandomFloats(static_cast<size_t>(2 * s.c * Numel(s.spatial)), 501);
   Profiler profiler;
   RunGraph(Quantized(l.graph, Precision::kInt8), x, 2, &profiler);
   const std::string table = profiler.SummaryTable();
@@ -496,7 +458,8 @@ TEST(DynamicQConv, EimRoundTripKeepsTheLayout) {
   auto loaded = Model::Load(path);
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   EXPECT_EQ((*loaded)->graph().nodes[0].attrs.GetString("weight_layout"), "ohwi");
-  const std::vector<float> x = Random(static_cast<size_t>(2 * s.c * Numel(s.spatial)), 601);
+  const std::vector<float> x =
+      testing::RandomFloats(static_cast<size_t>(2 * s.c * Numel(s.spatial)), 601);
   const std::vector<float> want = RunGraph(q, x, 2);
   auto session = Session::Create(*loaded, SessionOptions{.max_batch = 2});
   ASSERT_TRUE(session.ok());
@@ -511,7 +474,8 @@ TEST(DynamicQConv, EimRoundTripKeepsTheLayout) {
 TEST(DynamicQConv, NonFiniteInputRunsToTheEnd) {
   const ConvSpec s = kCases[1];
   const ConvLayer l = MakeConv(s, 700);
-  std::vector<float> x = Random(static_cast<size_t>(2 * s.c * Numel(s.spatial)), 701);
+  std::vector<float> x =
+      testing::RandomFloats(static_cast<size_t>(2 * s.c * Numel(s.spatial)), 701);
   x[3] = std::nanf("");
   x[x.size() - 2] = INFINITY;
   for (Precision p : {Precision::kInt8, Precision::kInt4}) {

@@ -21,23 +21,15 @@
 #include "inference/quant/qgemm_kernels.h"  // the NEON variants, tested one by one
 #include "inference/quant/quant_types.h"
 #include "inference/quant/quantize.h"
+#include "tests/inference/cpu_levels.h"
 
 namespace edgeinfer::quant {
 namespace {
 
+using testing::TestedLevels;
+
 constexpr WeightFormat kFormats[] = {WeightFormat::kInt8, WeightFormat::kQ4, WeightFormat::kFp16};
 constexpr float kEps = std::numeric_limits<float>::epsilon() / 2;  // unit roundoff, 2^-24
-
-// The levels this machine runs, up to BestCpuLevel() (so EDGEINFER_CPU_LEVEL narrows the set).
-std::vector<CpuLevel> TestedLevels() {
-  std::vector<CpuLevel> out;
-  const int best = static_cast<int>(BestCpuLevel());
-  for (int i = 0; i < kNumCpuLevels; ++i) {
-    const auto l = static_cast<CpuLevel>(i);
-    if (CpuSupports(l) && i <= best) out.push_back(l);
-  }
-  return out;
-}
 
 std::vector<float> Random(size_t n, uint32_t seed, float lo = -1.f, float hi = 1.f) {
   std::mt19937 rng(seed);

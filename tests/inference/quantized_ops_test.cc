@@ -28,57 +28,16 @@
 #include "inference/quant/weight_format.h"
 #include "inference/quantize_graph.h"
 #include "inference/session.h"
+#include "tests/inference/cpu_levels.h"
+#include "tests/inference/op_test_util.h"
 
 namespace edgeinfer {
 namespace {
 
 using quant::CpuLevel;
-
-std::vector<float> Random(size_t n, uint32_t seed, float lo = -1.f, float hi = 1.f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
-
-int64_t Numel(const Dims& d) {
-  int64_t n = 1;
-  for (int64_t x : d) n *= x;
-  return n;
-}
-
-// The levels this machine runs, up to what EDGEINFER_CPU_LEVEL allows.
-std::vector<CpuLevel> TestedLevels() {
-  std::vector<CpuLevel> out;
-  const int best = static_cast<int>(quant::BestCpuLevel());
-  for (int i = 0; i < quant::kNumCpuLevels; ++i) {
-    const auto l = static_cast<CpuLevel>(i);
-    if (quant::CpuSupports(l) && i <= best) out.push_back(l);
-  }
-  return out;
-}
-
-class ScopedLevel {
- public:
-  explicit ScopedLevel(CpuLevel level) {
-    const char* old = std::getenv(quant::kCpuLevelEnv);
-    had_ = old != nullptr;
-    if (had_) old_ = old;
-    setenv(quant::kCpuLevelEnv, quant::CpuLevelName(level), 1);
-  }
-  ~ScopedLevel() {
-    if (had_) {
-      setenv(quant::kCpuLevelEnv, old_.c_str(), 1);
-    } else {
-      unsetenv(quant::kCpuLevelEnv);
-    }
-  }
-
- private:
-  bool had_ = false;
-  std::string old_;
-};
+using testing::Numel;
+using testing::ScopedLevel;
+using testing::TestedLevels;
 
 // --- One-layer float graphs ---
 
@@ -97,7 +56,7 @@ Layer GemmLayer(const Dims& a_dims, int64_t n, bool relu, uint32_t seed, const D
   x.name = "x";
   x.dims = a_dims;
   g.inputs.push_back(g.AddTensor(x));
-  l.w = Random(static_cast<size_t>(n * k), seed);
+  l.w = testing::RandomFloats(static_cast<size_t>(n * k), seed);
   Node node;
   node.name = "fc";
   node.op = "Gemm";
@@ -108,7 +67,7 @@ Layer GemmLayer(const Dims& a_dims, int64_t n, bool relu, uint32_t seed, const D
                  g.AddConstant("w", DType::kFloat32, {n, k}, l.w.data(), l.w.size() * 4)};
   if (!c_dims.empty()) {
     const Dims dims = c_dims == Dims{-2} ? Dims{n} : c_dims;
-    l.bias = Random(static_cast<size_t>(Numel(dims)), seed + 1, -0.5f, 0.5f);
+    l.bias = testing::RandomFloats(static_cast<size_t>(Numel(dims)), seed + 1, -0.5f, 0.5f);
     node.inputs.push_back(
         g.AddConstant("c", DType::kFloat32, dims, l.bias.data(), l.bias.size() * 4));
   }
@@ -136,8 +95,8 @@ Layer ConvLayer(const ConvSpec& s, uint32_t seed) {
   g.inputs.push_back(g.AddTensor(x));
   Dims wd = {s.m, s.c / s.group};
   wd.insert(wd.end(), s.kernel.begin(), s.kernel.end());
-  l.w = Random(static_cast<size_t>(Numel(wd)), seed, -0.5f, 0.5f);
-  l.bias = Random(static_cast<size_t>(s.m), seed + 1, -0.5f, 0.5f);
+  l.w = testing::RandomFloats(static_cast<size_t>(Numel(wd)), seed, -0.5f, 0.5f);
+  l.bias = testing::RandomFloats(static_cast<size_t>(s.m), seed + 1, -0.5f, 0.5f);
   Node node;
   node.name = "conv";
   node.op = "Conv";
@@ -288,7 +247,7 @@ TEST(QuantOpGemm, MatchesFloatWithinScaleBoundsAtEveryLevel) {
     const int64_t k = gc.a.back();
     const int64_t rows_per_sample = Numel(Dims(gc.a.begin() + 1, gc.a.end() - 1));
     const int64_t m = gc.batch * rows_per_sample;
-    std::vector<float> x = Random(static_cast<size_t>(m * k), seed + 100);
+    std::vector<float> x = testing::RandomFloats(static_cast<size_t>(m * k), seed + 100);
     if (m > 1) std::fill(x.begin(), x.begin() + k, 0.f);  // an all-zero row: scale 0
     std::vector<double> rows(x.begin(), x.end());
     // The bias the reference adds: C broadcast along N, scaled by beta.
@@ -384,7 +343,8 @@ TEST(QuantOpConv, MatchesFloatWithinScaleBoundsAtEveryLevel) {
   for (const ConvSpec& s : cases) {
     Layer l = ConvLayer(s, seed++);
     const int64_t in_sample = s.c * Numel(s.spatial);
-    const std::vector<float> x = Random(static_cast<size_t>(batch * in_sample), seed + 7);
+    const std::vector<float> x =
+        testing::RandomFloats(static_cast<size_t>(batch * in_sample), seed + 7);
     const int64_t mg = s.m / s.group;
     for (Precision p : kQuantized) {
       Graph q = Quantized(l.graph, p);
@@ -550,7 +510,7 @@ Graph Mlp(std::vector<std::vector<float>>* weights) {
   const int64_t sizes[] = {64, 32, 24, 4};
   const char* names[] = {"fc1", "fc2", "logits"};
   for (int i = 0; i < 3; ++i) {
-    weights->push_back(Random(static_cast<size_t>(sizes[i] * sizes[i + 1]), 10 + i));
+    weights->push_back(testing::RandomFloats(static_cast<size_t>(sizes[i] * sizes[i + 1]), 10 + i));
     Node n;
     n.name = names[i];
     n.op = "Gemm";
@@ -659,7 +619,7 @@ TEST(QuantOpQuantizeGraph, TransposesBFoldsAlphaAndSplitsSharedWeights) {
   x.name = "x";
   x.dims = {kBatchDim, 40};
   g.inputs.push_back(g.AddTensor(x));
-  const std::vector<float> b = Random(40 * 24, 77);
+  const std::vector<float> b = testing::RandomFloats(40 * 24, 77);
   const int bt = g.AddConstant("B", DType::kFloat32, {40, 24}, b.data(), b.size() * 4);
   for (const char* name : {"scaled", "plain"}) {
     Node n;
@@ -689,7 +649,7 @@ TEST(QuantOpQuantizeGraph, TransposesBFoldsAlphaAndSplitsSharedWeights) {
   EXPECT_EQ(q->nodes[0].attrs.GetFloat("alpha"), 1.f);
   EXPECT_EQ(q->nodes[0].attrs.GetInt("transB"), 1);
 
-  const std::vector<float> in = Random(3 * 40, 78);
+  const std::vector<float> in = testing::RandomFloats(3 * 40, 78);
   auto model = Model::FromGraph(std::move(q).value());
   ASSERT_TRUE(model.ok());
   auto s = Session::Create(*model, SessionOptions{.max_batch = 3});
@@ -714,7 +674,7 @@ TEST(QuantOpQuantizeGraph, TransposesBFoldsAlphaAndSplitsSharedWeights) {
 
 TEST(QuantOpProfiler, QuantizeTimeIsItsOwnEntry) {
   Layer l = GemmLayer({kBatchDim, 256}, 64, true, 9);
-  const std::vector<float> x = Random(4 * 256, 10);
+  const std::vector<float> x = testing::RandomFloats(4 * 256, 10);
   Profiler profiler;
   RunGraph(Quantized(l.graph, Precision::kInt8), x, 4, &profiler);
   EXPECT_EQ(profiler.size(), 2u);  // the Gemm and its quantize span
@@ -760,7 +720,7 @@ TEST(QuantOpEim, RoundTripIsZeroCopyAndRunsTheSame) {
   }
   EXPECT_EQ(lg.nodes[1].attrs.GetString("precision"), "fp16");
 
-  const std::vector<float> x = Random(5 * 64, 3);
+  const std::vector<float> x = testing::RandomFloats(5 * 64, 3);
   const std::vector<float> want = RunGraph(*q, x, 5);
   auto s = Session::Create(*loaded, SessionOptions{.max_batch = 5});
   ASSERT_TRUE(s.ok());
