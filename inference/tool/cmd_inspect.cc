@@ -139,7 +139,8 @@ void PrintText(const nlohmann::json& j) {
     nlohmann::json attrs = n["attrs"];
     attrs.erase("precision");  // shown in its own column
     std::string output = n["output_shape"].get<std::string>();
-    if (n["output_dtype"] != "float32") output += " " + n["output_dtype"].get<std::string>();
+    if (n["output_dtype"] != "float32")
+      output.append(" ").append(n["output_dtype"].get<std::string>());
     std::printf("%-4d %-28s %-18s %-18s %-32s %s\n", i++, n["name"].get<std::string>().c_str(),
                 n["op"].get<std::string>().c_str(), output.c_str(), weight.c_str(),
                 attrs.dump().c_str());
