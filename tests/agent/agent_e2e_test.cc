@@ -12,11 +12,15 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "tests/agent/agent_process.h"
 #include "tests/agent/mosquitto_fixture.h"
 
 namespace edgeinfer::agent {
 namespace {
 
+using testing_agent::AgentProcess;
+using testing_agent::kAgent;
+using testing_agent::kModel;
 using testing_mqtt::Millis;
 using testing_mqtt::MosquittoBroker;
 using testing_mqtt::MosquittoSubscriber;
@@ -24,8 +28,6 @@ using testing_mqtt::ReadFile;
 using testing_mqtt::WaitFor;
 using Json = nlohmann::json;
 
-constexpr char kAgent[] = EDGEINFER_BINARY_DIR "/agent/edgeinfer-agent";
-constexpr char kModel[] = EDGEINFER_SOURCE_DIR "/examples/vibration.onnx";
 constexpr int kChannels = 3, kSteps = 256, kClasses = 4, kWindows = 256;
 
 // examples/: normalized windows [256,3,256], PyTorch logits [256,4], the normalization.
@@ -100,54 +102,18 @@ std::string PipelineToml(const std::string& name, const std::string& topic, int 
          "[pipeline.input]\ntimestamp = \"/ts\"\nwindow = " + std::to_string(window) + "\n";
 }
 
-// The agent as a child process, with its config, state dir and log in a temp dir.
-class AgentProcess {
+// The agent of these tests, with the config they share: quick source reconnects, telemetry every
+// second, then the test's [[pipeline]] blocks.
+class E2eAgent : public AgentProcess {
  public:
-  AgentProcess(const std::string& device, const std::string& source_uri,
-               const std::string& sink_uri, const std::string& pipelines,
-               int errors_per_minute = 6000) {
-    std::string tmpl = std::filesystem::temp_directory_path().string() + "/edgeinfer-e2e-XXXXXX";
-    if (::mkdtemp(tmpl.data()) != nullptr) dir_ = tmpl;
-    config_ = "errors_per_minute = " + std::to_string(errors_per_minute) + "\n[device]\nid = \"" +
-              device + "\"\nstate_dir = \"" + (dir_ / "state").string() + "\"\n[source]\nuri = \"" +
-              source_uri + "\"\nreconnect_min_ms = 50\nreconnect_max_ms = 500\n[sink]\nuri = \"" +
-              sink_uri + "\"\n[telemetry]\ninterval_s = 1\n" + pipelines;
-    testing_mqtt::WriteFile(config_path(), config_);
+  E2eAgent(const std::string& device, const std::string& source_uri, const std::string& sink_uri,
+           const std::string& pipelines, int errors_per_minute = 6000)
+      : AgentProcess("e2e") {
+    WriteConfig("errors_per_minute = " + std::to_string(errors_per_minute) + "\n[device]\nid = \"" +
+                device + "\"\nstate_dir = \"" + state_dir().string() + "\"\n[source]\nuri = \"" +
+                source_uri + "\"\nreconnect_min_ms = 50\nreconnect_max_ms = 500\n[sink]\nuri = \"" +
+                sink_uri + "\"\n[telemetry]\ninterval_s = 1\n" + pipelines);
   }
-  ~AgentProcess() {
-    if (pid_ > 0) Stop(SIGKILL, Millis(5000));
-    std::error_code ec;
-    if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir_, ec);
-  }
-
-  std::string config_path() const { return (dir_ / "agent.toml").string(); }
-  const std::string& config() const { return config_; }
-  void Rewrite(const std::string& text) { testing_mqtt::WriteFile(config_path(), config_ = text); }
-  void Signal(int sig) const { ::kill(pid_, sig); }
-  std::string log() const { return ReadFile(dir_ / "agent.log"); }
-
-  bool Start() {
-    const int err =
-        ::open((dir_ / "agent.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    testing_mqtt::SpawnOptions o;
-    o.stderr_fd = err;
-    pid_ = testing_mqtt::Spawn({kAgent, "--config", config_path()}, o);
-    ::close(err);
-    return pid_ > 0;
-  }
-  // Sends `sig` and waits for the exit; returns the exit status (see WaitExit).
-  int Stop(int sig = SIGTERM, Millis timeout = Millis(30000)) {
-    if (pid_ <= 0) return -1;
-    ::kill(pid_, sig);
-    const int rc = testing_mqtt::WaitExit(pid_, timeout);
-    pid_ = -1;
-    return rc;
-  }
-
- private:
-  std::filesystem::path dir_;
-  std::string config_;
-  pid_t pid_ = -1;
 };
 
 // Results (and anything else) seen by a mosquitto_sub, parsed.
@@ -207,18 +173,10 @@ bool WaitUntilSubscribed(const MosquittoBroker& broker, const std::string& topic
       Millis(20000));
 }
 
-class AgentE2E : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!MosquittoBroker::Available()) GTEST_SKIP() << "/usr/sbin/mosquitto is not installed";
-    ASSERT_TRUE(testing_mqtt::HaveProgram(kAgent)) << kAgent << ": build edgeinfer-agent first";
-    ASSERT_TRUE(broker_.Start()) << broker_.error();
-  }
-  MosquittoBroker broker_;
-};
+class AgentE2E : public testing_agent::AgentTest {};
 
 TEST_F(AgentE2E, CommandLineChecksConfigAndExplainsErrors) {
-  AgentProcess agent("dev", broker_.uri(), broker_.uri(), PipelineToml("vib", "s/+/v", 256));
+  E2eAgent agent("dev", broker_.uri(), broker_.uri(), PipelineToml("vib", "s/+/v", 256));
   const auto run = [](std::vector<std::string> args) {
     args.insert(args.begin(), kAgent);
     return testing_mqtt::Run(args);
@@ -230,8 +188,7 @@ TEST_F(AgentE2E, CommandLineChecksConfigAndExplainsErrors) {
   EXPECT_EQ(run({"--config", agent.config_path(), "--check-config"}), 0);
   EXPECT_EQ(run({"--config", "/nonexistent.toml", "--check-config"}), 78);
   // An out-of-range value: refused with the key's path, before anything starts.
-  testing_mqtt::WriteFile(agent.config_path(),
-                          ReadFile(agent.config_path()) + "[pipeline.batch]\nmax_size = 0\n");
+  agent.WriteConfig(agent.config() + "[pipeline.batch]\nmax_size = 0\n");
   ASSERT_TRUE(agent.Start());
   EXPECT_EQ(agent.Stop(0, Millis(10000)), 78);
   EXPECT_NE(agent.log().find("pipeline[0].batch.max_size: 0 is outside 1..1024"), std::string::npos)
@@ -240,9 +197,9 @@ TEST_F(AgentE2E, CommandLineChecksConfigAndExplainsErrors) {
 
 // Both layouts, routed by wildcard to their pipelines; classes as the model gives them.
 TEST_F(AgentE2E, ResultsMatchTheModelForEachPipelineLayout) {
-  AgentProcess agent("dev", broker_.uri(), broker_.uri(),
-                     PipelineToml("steps", "sensors/+/vibration", 256) +
-                         PipelineToml("whole", "frames/+/vibration", 0));
+  E2eAgent agent("dev", broker_.uri(), broker_.uri(),
+                 PipelineToml("steps", "sensors/+/vibration", 256) +
+                     PipelineToml("whole", "frames/+/vibration", 0));
   MosquittoSubscriber results(broker_, "edgeinfer/dev/results/#");
   ASSERT_TRUE(Ready(broker_, results, "edgeinfer/dev/results/ready"));
   ASSERT_TRUE(agent.Start());
@@ -281,9 +238,8 @@ TEST_F(AgentE2E, ResultsMatchTheModelForEachPipelineLayout) {
 }
 
 TEST_F(AgentE2E, BadInputIsRejectedAndReportedWhileGoodInputFlows) {
-  AgentProcess agent(
-      "dev", broker_.uri(), broker_.uri(),
-      PipelineToml("vib", "sensors/+/vibration", 256) + "max_payload_bytes = 40000\n");
+  E2eAgent agent("dev", broker_.uri(), broker_.uri(),
+                 PipelineToml("vib", "sensors/+/vibration", 256) + "max_payload_bytes = 40000\n");
   MosquittoSubscriber results(broker_, "edgeinfer/dev/results/#");
   MosquittoSubscriber errors(broker_, "edgeinfer/dev/errors");
   ASSERT_TRUE(Ready(broker_, results, "edgeinfer/dev/results/ready"));
@@ -323,8 +279,8 @@ TEST_F(AgentE2E, BadInputIsRejectedAndReportedWhileGoodInputFlows) {
 // 60 a minute: a burst of 30 bad messages gives the first 10 as dead letters; telemetry
 // counts all 30 and the 20 left out.
 TEST_F(AgentE2E, DeadLettersAreRateLimitedAndEveryRejectionCounted) {
-  AgentProcess agent("dev", broker_.uri(), broker_.uri(),
-                     PipelineToml("vib", "sensors/+/vibration", 256), /*errors_per_minute=*/60);
+  E2eAgent agent("dev", broker_.uri(), broker_.uri(),
+                 PipelineToml("vib", "sensors/+/vibration", 256), /*errors_per_minute=*/60);
   MosquittoSubscriber errors(broker_, "edgeinfer/dev/errors");
   MosquittoSubscriber telemetry(broker_, "edgeinfer/dev/telemetry");
   ASSERT_TRUE(Ready(broker_, errors, "edgeinfer/dev/errors"));
@@ -363,10 +319,10 @@ TEST_F(AgentE2E, DeadLettersAreRateLimitedAndEveryRejectionCounted) {
 // Inputs wait in the queue (a batch timeout of a minute); SIGTERM must still run every one of
 // them and publish its result before the agent says offline.
 TEST_F(AgentE2E, SigtermWithAFullQueuePublishesEveryAcceptedInput) {
-  AgentProcess agent("dev", broker_.uri(), broker_.uri(),
-                     PipelineToml("vib", "sensors/+/vibration", 0,
-                                  "[pipeline.batch]\nmax_size = 512\ntimeout_ms = 60000\n"
-                                  "queue_capacity = 1024\n"));
+  E2eAgent agent("dev", broker_.uri(), broker_.uri(),
+                 PipelineToml("vib", "sensors/+/vibration", 0,
+                              "[pipeline.batch]\nmax_size = 512\ntimeout_ms = 60000\n"
+                              "queue_capacity = 1024\n"));
   MosquittoSubscriber results(broker_, "edgeinfer/dev/results/#");
   MosquittoSubscriber telemetry(broker_, "edgeinfer/dev/telemetry");
   ASSERT_TRUE(Ready(broker_, results, "edgeinfer/dev/results/ready"));
@@ -413,8 +369,8 @@ TEST_F(AgentE2E, SigtermWithAFullQueuePublishesEveryAcceptedInput) {
 TEST_F(AgentE2E, ReconnectsAfterTheSourceBrokerRestartsAndCarriesOn) {
   MosquittoBroker source;
   ASSERT_TRUE(source.Start()) << source.error();
-  AgentProcess agent("dev", source.uri(), broker_.uri(),
-                     PipelineToml("vib", "sensors/+/vibration", 256));
+  E2eAgent agent("dev", source.uri(), broker_.uri(),
+                 PipelineToml("vib", "sensors/+/vibration", 256));
   MosquittoSubscriber results(broker_, "edgeinfer/dev/results/#");
   ASSERT_TRUE(Ready(broker_, results, "edgeinfer/dev/results/ready"));
   ASSERT_TRUE(agent.Start());
@@ -437,8 +393,8 @@ TEST_F(AgentE2E, ReconnectsAfterTheSourceBrokerRestartsAndCarriesOn) {
 // SIGHUP: a post-processing change applies (the pipeline is rebuilt, its ids continue under
 // "{boot}.r1"); a topic change is refused whole, and the agent carries on as it was.
 TEST_F(AgentE2E, SighupAppliesWhatCanChangeAndRefusesTheRest) {
-  AgentProcess agent("dev", broker_.uri(), broker_.uri(),
-                     PipelineToml("vib", "sensors/+/vibration", 0));
+  E2eAgent agent("dev", broker_.uri(), broker_.uri(),
+                 PipelineToml("vib", "sensors/+/vibration", 0));
   MosquittoSubscriber results(broker_, "edgeinfer/dev/results/#");
   ASSERT_TRUE(Ready(broker_, results, "edgeinfer/dev/results/ready"));
   ASSERT_TRUE(agent.Start());
@@ -455,7 +411,7 @@ TEST_F(AgentE2E, SighupAppliesWhatCanChangeAndRefusesTheRest) {
   ASSERT_TRUE(before.is_object()) << agent.log();
   EXPECT_FALSE(before.contains("top_k"));
 
-  agent.Rewrite(agent.config() + "[pipeline.postprocess]\nsoftmax = true\ntop_k = 2\n");
+  agent.WriteConfig(agent.config() + "[pipeline.postprocess]\nsoftmax = true\ntop_k = 2\n");
   agent.Signal(SIGHUP);
   ASSERT_TRUE(WaitFor([&] { return agent.log().find("info: reloaded") != std::string::npos; }))
       << agent.log();
@@ -467,7 +423,7 @@ TEST_F(AgentE2E, SighupAppliesWhatCanChangeAndRefusesTheRest) {
 
   std::string moved = agent.config();
   moved.replace(moved.find("sensors/+/vibration"), 19, "machines/+/vibration");
-  agent.Rewrite(moved);
+  agent.WriteConfig(moved);
   agent.Signal(SIGHUP);
   ASSERT_TRUE(WaitFor([&] {
     return agent.log().find("pipeline[0].topics needs a restart") != std::string::npos;
@@ -483,16 +439,15 @@ TEST_F(AgentE2E, SighupAppliesWhatCanChangeAndRefusesTheRest) {
 // subscriber keeps a persistent session on a broker with persistence, so nothing published
 // while it reconnects is lost on the test's side.
 TEST_F(AgentE2E, ResultsProducedDuringASinkOutageArriveAfterIt) {
-  std::string tmpl = std::filesystem::temp_directory_path().string() + "/edgeinfer-sinkdb-XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+  const std::filesystem::path sink_dir = testing_mqtt::MakeTempDir("sinkdb");
+  ASSERT_FALSE(sink_dir.empty());
   testing_mqtt::BrokerOptions options;
-  options.extra_config = {"persistence true", "persistence_location " + tmpl + "/"};
+  options.extra_config = {"persistence true", "persistence_location " + sink_dir.string() + "/"};
   MosquittoBroker sink(options);
   ASSERT_TRUE(sink.Start()) << sink.error();
   MosquittoSubscriber results(sink, "edgeinfer/dev/results/#", 1, {"-c", "-i", "e2e-results"});
   ASSERT_TRUE(Ready(sink, results, "edgeinfer/dev/results/ready"));
-  AgentProcess agent("dev", broker_.uri(), sink.uri(),
-                     PipelineToml("vib", "sensors/+/vibration", 0));
+  E2eAgent agent("dev", broker_.uri(), sink.uri(), PipelineToml("vib", "sensors/+/vibration", 0));
   ASSERT_TRUE(agent.Start());
   ASSERT_TRUE(WaitUntilSubscribed(broker_, "sensors/m1/vibration", results)) << agent.log();
   ASSERT_TRUE(broker_.PublishLines("sensors/m1/vibration", WindowMessages(0, 20, true)));
@@ -516,7 +471,7 @@ TEST_F(AgentE2E, ResultsProducedDuringASinkOutageArriveAfterIt) {
   }
   EXPECT_EQ(agent.Stop(), 0) << agent.log();
   std::error_code ec;
-  std::filesystem::remove_all(tmpl, ec);
+  std::filesystem::remove_all(sink_dir, ec);
 }
 
 // A source "broker" that delivers whatever the test hands it, subscribed or not: the agent's
@@ -527,13 +482,10 @@ class UnfilteredSource {
  public:
   UnfilteredSource() : port_(testing_mqtt::FreeLoopbackPort()) {
     listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port_));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const sockaddr_in a = testing_mqtt::LoopbackAddress(port_);
     const int one = 1;
     ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    listening_ = ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+    listening_ = ::bind(listen_fd_, reinterpret_cast<const sockaddr*>(&a), sizeof(a)) == 0 &&
                  ::listen(listen_fd_, 4) == 0;
     thread_ = std::thread([this] { Serve(); });
   }
@@ -677,8 +629,8 @@ class UnfilteredSource {
 TEST_F(AgentE2E, AMessageOnATopicNoPipelineMatchesIsRejectedWhileGoodOnesFlow) {
   UnfilteredSource source;
   ASSERT_TRUE(source.listening());
-  AgentProcess agent("dev", source.uri(), broker_.uri(),
-                     PipelineToml("vib", "sensors/+/vibration", 256));
+  E2eAgent agent("dev", source.uri(), broker_.uri(),
+                 PipelineToml("vib", "sensors/+/vibration", 256));
   MosquittoSubscriber results(broker_, "edgeinfer/dev/results/#");
   MosquittoSubscriber errors(broker_, "edgeinfer/dev/errors");
   MosquittoSubscriber telemetry(broker_, "edgeinfer/dev/telemetry");
@@ -732,8 +684,8 @@ TEST_F(AgentE2E, AMessageOnATopicNoPipelineMatchesIsRejectedWhileGoodOnesFlow) {
 
 TEST_F(AgentE2E, TwoAgentsInASharedGroupSplitAStreamWithoutLossOrDuplicates) {
   const std::string pipeline = PipelineToml("vib", "$share/fleet/sensors/+/vibration", 0);
-  AgentProcess a("dev-a", broker_.uri(), broker_.uri(), pipeline);
-  AgentProcess b("dev-b", broker_.uri(), broker_.uri(), pipeline);
+  E2eAgent a("dev-a", broker_.uri(), broker_.uri(), pipeline);
+  E2eAgent b("dev-b", broker_.uri(), broker_.uri(), pipeline);
   MosquittoSubscriber results(broker_, "edgeinfer/+/results/#");
   ASSERT_TRUE(Ready(broker_, results, "edgeinfer/x/results/ready"));
   ASSERT_TRUE(a.Start() && b.Start());

@@ -27,21 +27,22 @@
 #include "agent/memory_responder.h"
 #include "inference/batcher.h"
 #include "inference/model.h"
+#include "tests/agent/agent_process.h"
 #include "tests/agent/mosquitto_fixture.h"
 
 namespace edgeinfer::agent {
 namespace {
 
 using Json = nlohmann::json;
+using testing_agent::AgentProcess;
+using testing_agent::InputMessage;
+using testing_agent::kModel;
 using testing_mqtt::Millis;
-using testing_mqtt::MosquittoBroker;
 using testing_mqtt::MosquittoSubscriber;
 using testing_mqtt::ReadFile;
 using testing_mqtt::WaitFor;
 using testing_mqtt::WriteFile;
 
-constexpr char kAgent[] = EDGEINFER_BINARY_DIR "/agent/edgeinfer-agent";
-constexpr char kModel[] = EDGEINFER_SOURCE_DIR "/examples/vibration.onnx";
 constexpr char kDevice[] = "squeeze-1";
 constexpr int kMaxBatch = 1024;  // the config's largest batch.max_size
 constexpr int kBurst = 3 * kMaxBatch;
@@ -326,64 +327,36 @@ class MemoryCgroup {
   bool v2_ = false;
 };
 
-// One vibration input (3 x 256 values in the model's layout) per message; the values vary so
-// that nothing is suspiciously uniform.
-std::string InputMessage(int i) {
-  std::string s = "{\"values\":[";
-  char buf[24];
-  for (int k = 0; k < 3 * 256; ++k) {
-    std::snprintf(buf, sizeof(buf), "%s%.3f", k ? "," : "", 0.01 * ((i * 7 + k) % 200) - 1.0);
-    s += buf;
-  }
-  return s + "]}";
-}
-
-class MemorySqueeze : public ::testing::Test {
+class MemorySqueeze : public testing_agent::AgentTest {
  protected:
   void SetUp() override {
-    if (!MosquittoBroker::Available()) GTEST_SKIP() << "/usr/sbin/mosquitto is not installed";
-    ASSERT_TRUE(testing_mqtt::HaveProgram(kAgent)) << kAgent << ": build edgeinfer-agent first";
+    AgentTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     std::string why;
     cgroup_ = MemoryCgroup::Create(&why);
     if (!cgroup_) GTEST_SKIP() << "no memory cgroup for the test: " << why;
-    ASSERT_TRUE(broker_.Start()) << broker_.error();
-    std::string tmpl = std::filesystem::temp_directory_path().string() + "/edgeinfer-sq-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
+    ASSERT_FALSE(agent_.dir().empty());
   }
   void TearDown() override {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      testing_mqtt::WaitExit(pid_, Millis(5000));
-    }
+    agent_.Kill();
     cgroup_.reset();  // kills leftovers, rmdir
-    std::error_code ec;
-    if (!HasFailure() && !dir_.empty()) std::filesystem::remove_all(dir_, ec);
   }
 
   void StartAgent(bool watchdog) {
-    WriteFile(dir_ / "agent.toml",
-              std::string("[device]\nid = \"") + kDevice + "\"\nstate_dir = \"" +
-                  (dir_ / "state").string() + "\"\n[source]\nuri = \"" + broker_.uri() +
-                  "\"\n[telemetry]\ninterval_s = 1\n[memory]\nwatchdog = " +
-                  (watchdog ? "true" : "false") +
-                  "\npoll_ms = 50\n[[pipeline]]\nname = \"vib\"\nmodel = \"" + kModel +
-                  "\"\ntopics = [\"sensors/+/vibration\"]\n[pipeline.input]\nwindow = 0\n"
-                  "[pipeline.batch]\nmax_size = " +
-                  std::to_string(kMaxBatch) +
-                  "\ntimeout_ms = 500\nqueue_capacity = " + std::to_string(2 * kBurst) + "\n");
-    const int err = ::open((dir_ / "agent.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-    testing_mqtt::SpawnOptions o;
-    o.stderr_fd = err;
-    pid_ =
-        testing_mqtt::Spawn(cgroup_->Wrap({kAgent, "--config", (dir_ / "agent.toml").string()}), o);
-    ::close(err);
-    ASSERT_GT(pid_, 0);
+    agent_.WriteConfig(
+        std::string("[device]\nid = \"") + kDevice + "\"\nstate_dir = \"" +
+        agent_.state_dir().string() + "\"\n[source]\nuri = \"" + broker_.uri() +
+        "\"\n[telemetry]\ninterval_s = 1\n[memory]\nwatchdog = " + (watchdog ? "true" : "false") +
+        "\npoll_ms = 50\n[[pipeline]]\nname = \"vib\"\nmodel = \"" + kModel +
+        "\"\ntopics = [\"sensors/+/vibration\"]\n[pipeline.input]\nwindow = 0\n"
+        "[pipeline.batch]\nmax_size = " +
+        std::to_string(kMaxBatch) +
+        "\ntimeout_ms = 500\nqueue_capacity = " + std::to_string(2 * kBurst) + "\n");
+    ASSERT_TRUE(agent_.StartCommand(cgroup_->Wrap(agent_.Command())));
   }
-  std::string Log() const { return ReadFile(dir_ / "agent.log"); }
   std::string Where() const {
     return std::string("cgroup ") + cgroup_->version() + " " + cgroup_->dir().string() +
-           ", agent log:\n" + Log();
+           ", agent log:\n" + agent_.log();
   }
 
   size_t Results() {
@@ -461,11 +434,9 @@ class MemorySqueeze : public ::testing::Test {
     broker_.PublishLines("sensors/m2/vibration", lines);
   }
 
-  MosquittoBroker broker_;
   std::unique_ptr<MemoryCgroup> cgroup_;
-  std::filesystem::path dir_;
   std::unique_ptr<MosquittoSubscriber> results_;
-  pid_t pid_ = -1;
+  AgentProcess agent_{"sq"};
   size_t warm_results_ = 0;
   int64_t limit_ = 0;
   int64_t oom_kills_before_ = 0;
@@ -475,14 +446,13 @@ TEST_F(MemorySqueeze, WithTheWatchdogTheAgentStepsDownAndSurvives) {
   ASSERT_NO_FATAL_FAILURE(StartSqueezed(true));
   Burst();
   const size_t want = warm_results_ + kBurst;
-  int status = 0;
-  const bool all =
-      WaitFor([&] { return Results() >= want || ::waitpid(pid_, &status, WNOHANG) == pid_; },
-              Millis(90000));
-  ASSERT_EQ(::waitpid(pid_, &status, WNOHANG), 0)
-      << "the agent exited (" << (WIFSIGNALED(status) ? "signal " : "status ")
-      << (WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status)) << ") after "
-      << Results() - warm_results_ << " of " << kBurst << " burst results; " << Where();
+  const bool all = WaitFor([&] { return Results() >= want || !agent_.running(); }, Millis(90000));
+  const bool alive = agent_.running();
+  const int status = agent_.wait_status();
+  ASSERT_TRUE(alive) << "the agent exited (" << (WIFSIGNALED(status) ? "signal " : "status ")
+                     << (WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status)) << ") after "
+                     << Results() - warm_results_ << " of " << kBurst << " burst results; "
+                     << Where();
   EXPECT_EQ(cgroup_->OomKills(), oom_kills_before_) << Where();
 
   // Every input produced a result, or was shed at critical (counted): none lost silently.
@@ -502,7 +472,7 @@ TEST_F(MemorySqueeze, WithTheWatchdogTheAgentStepsDownAndSurvives) {
   EXPECT_GE(t["watchdog"].value("to_step_down", 0) + t["watchdog"].value("to_critical", 0), 1)
       << t["watchdog"].dump();
   EXPECT_GE(t.value("memory_capped_batches", 0), 1) << t.dump();
-  EXPECT_NE(Log().find("memory: normal -> "), std::string::npos) << Log();
+  EXPECT_NE(agent_.log().find("memory: normal -> "), std::string::npos) << agent_.log();
   std::printf(
       "[ squeeze  ] %zu of %d burst results; watchdog %s; capped batches %lld; mean "
       "batch %.1f; rss %lld MiB of limit %lld MiB\n",
@@ -512,19 +482,16 @@ TEST_F(MemorySqueeze, WithTheWatchdogTheAgentStepsDownAndSurvives) {
       static_cast<long long>(t.value("rss_bytes", int64_t{0}) / kMiB),
       static_cast<long long>(limit_ / kMiB));
 
-  ::kill(pid_, SIGTERM);
-  EXPECT_EQ(testing_mqtt::WaitExit(pid_, Millis(30000)), 0) << Where();
-  pid_ = -1;
+  EXPECT_EQ(agent_.Stop(), 0) << Where();
 }
 
 TEST_F(MemorySqueeze, WithoutTheWatchdogTheOomKillerEndsTheAgent) {
   ASSERT_NO_FATAL_FAILURE(StartSqueezed(false));
   Burst();
-  int status = 0;
-  ASSERT_TRUE(WaitFor([&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; }, Millis(60000)))
+  ASSERT_TRUE(WaitFor([&] { return !agent_.running(); }, Millis(60000)))
       << "the agent was not killed; results " << Results() - warm_results_ << " of " << kBurst
       << "; " << Where();
-  pid_ = -1;
+  const int status = agent_.wait_status();
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
       << "exit status " << status << "; " << Where();
   const int64_t kills = cgroup_->OomKills();

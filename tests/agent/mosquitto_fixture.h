@@ -149,6 +149,31 @@ inline void WriteFile(const std::filesystem::path& path, const std::string& text
   std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
 }
 
+// A new directory /tmp/edgeinfer-TAG-XXXXXX; an empty path when it cannot be made.
+inline std::filesystem::path MakeTempDir(const std::string& tag) {
+  std::string tmpl =
+      std::filesystem::temp_directory_path().string() + "/edgeinfer-" + tag + "-XXXXXX";
+  return ::mkdtemp(tmpl.data()) != nullptr ? std::filesystem::path(tmpl) : std::filesystem::path();
+}
+
+// 127.0.0.1:port.
+inline sockaddr_in LoopbackAddress(int port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return a;
+}
+
+// A TCP connection to 127.0.0.1:port (blocking, close-on-exec); -1 when nothing answers.
+inline int ConnectLoopback(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const sockaddr_in a = LoopbackAddress(port);
+  if (fd >= 0 && ::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof(a)) == 0) return fd;
+  if (fd >= 0) ::close(fd);
+  return -1;
+}
+
 struct BrokerOptions {
   std::map<std::string, std::string> users;  // non-empty: password_file, no anonymous clients
   bool tls = false;  // a second listener with a certificate for 127.0.0.1 from a test CA

@@ -20,12 +20,16 @@
 
 #include "agent/config.h"
 #include "agent/outbox_publisher.h"
+#include "tests/agent/agent_process.h"
 #include "tests/agent/mosquitto_fixture.h"
 
 namespace edgeinfer::agent {
 namespace {
 
 namespace fs = std::filesystem;
+using testing_agent::AgentProcess;
+using testing_agent::InputMessage;
+using testing_agent::kModel;
 using testing_mqtt::Clock;
 using testing_mqtt::Millis;
 using testing_mqtt::MosquittoBroker;
@@ -34,81 +38,32 @@ using testing_mqtt::ReadFile;
 using testing_mqtt::WaitFor;
 using Json = nlohmann::json;
 
-constexpr char kAgent[] = EDGEINFER_BINARY_DIR "/agent/edgeinfer-agent";
-constexpr char kModel[] = EDGEINFER_SOURCE_DIR "/examples/vibration.onnx";
 constexpr char kSensorTopic[] = "sensors/m1/vibration";
-constexpr int kInputValues = 3 * 256;  // one message is one model input (input.window = 0)
-
-std::string TempDir(const std::string& tag) {
-  std::string tmpl = fs::temp_directory_path().string() + "/edgeinfer-" + tag + "-XXXXXX";
-  return ::mkdtemp(tmpl.data()) != nullptr ? tmpl : "";
-}
 
 // ---- the agent --------------------------------------------------------------------------------
 
-// The agent as a child process: one pipeline "vib" on kSensorTopic, telemetry every second.
-class Agent {
+// The agent with one pipeline "vib" on kSensorTopic (one message is one model input), telemetry
+// every second, quick reconnects.
+class Agent : public AgentProcess {
  public:
   Agent(const std::string& source_uri, const std::string& sink_uri, const std::string& extra = "")
-      : dir_(TempDir("sf")), state_dir_(dir_ / "state") {
+      : AgentProcess("sf") {
     SetConfig(source_uri, sink_uri, extra);
-  }
-  ~Agent() {
-    Kill();
-    std::error_code ec;
-    ::chmod(state_dir_.c_str(), 0700);
-    if (!::testing::Test::HasFailure()) fs::remove_all(dir_, ec);
   }
 
   // `extra` goes before [[pipeline]]: top-level tables such as [outbox].
   void SetConfig(const std::string& source_uri, const std::string& sink_uri,
                  const std::string& extra) {
     const std::string config =
-        "[device]\nid = \"dev\"\nstate_dir = \"" + state_dir_.string() + "\"\n" +
+        "[device]\nid = \"dev\"\nstate_dir = \"" + state_dir().string() + "\"\n" +
         "[source]\nuri = \"" + source_uri + "\"\nreconnect_min_ms = 50\nreconnect_max_ms = 500\n" +
         "[sink]\nuri = \"" + sink_uri + "\"\nreconnect_min_ms = 10\nreconnect_max_ms = 200\n" +
         "[telemetry]\ninterval_s = 1\n" + extra + "[[pipeline]]\nname = \"vib\"\nmodel = \"" +
         kModel + "\"\ntopics = [\"" + kSensorTopic + "\"]\n" +
         "[pipeline.input]\ntimestamp = \"/ts\"\nwindow = 0\n" +
         "[pipeline.batch]\nmax_size = 8\ntimeout_ms = 5\n";
-    testing_mqtt::WriteFile(dir_ / "agent.toml", config);
+    WriteConfig(config);
   }
-  void set_state_dir(const fs::path& dir) { state_dir_ = dir; }
-  const fs::path& state_dir() const { return state_dir_; }
-  const fs::path& dir() const { return dir_; }
-  std::string log() const { return ReadFile(dir_ / "agent.log"); }
-  pid_t pid() const { return pid_; }
-
-  bool Start() {
-    const int err =
-        ::open((dir_ / "agent.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    testing_mqtt::SpawnOptions o;
-    o.stderr_fd = err;
-    pid_ = testing_mqtt::Spawn({kAgent, "--config", (dir_ / "agent.toml").string()}, o);
-    ::close(err);
-    return pid_ > 0;
-  }
-  int Stop(int sig = SIGTERM, Millis timeout = Millis(30000)) {
-    if (pid_ <= 0) return -1;
-    ::kill(pid_, sig);
-    const int rc = testing_mqtt::WaitExit(pid_, timeout);
-    pid_ = -1;
-    return rc;
-  }
-  void Kill() { Stop(SIGKILL, Millis(5000)); }
-  bool running() const { return pid_ > 0 && ::kill(pid_, 0) == 0; }
-
-  // VmRSS from /proc/PID/status, in bytes; -1 if unreadable.
-  int64_t RssBytes() const {
-    const std::string status = ReadFile("/proc/" + std::to_string(pid_) + "/status");
-    const size_t at = status.find("VmRSS:");
-    return at == std::string::npos ? -1 : std::stoll(status.substr(at + 6)) * 1024;
-  }
-
- private:
-  fs::path dir_;
-  fs::path state_dir_;
-  pid_t pid_ = -1;
 };
 
 // One SQL integer from the agent's outbox (read-only; WAL lets it read while the agent
@@ -130,16 +85,6 @@ int64_t QueryOutbox(const fs::path& state_dir, const char* sql) {
 }
 
 // ---- sensors ----------------------------------------------------------------------------------
-
-// {"ts":N,"values":[...]} with one model input's values.
-std::string SensorMessage(int64_t ts) {
-  std::string s = "{\"ts\":" + std::to_string(ts) + ",\"values\":[";
-  for (int i = 0; i < kInputValues; ++i) {
-    s += i ? "," : "";
-    s += std::to_string(((i * 7 + ts) % 19) * 0.05 - 0.45).substr(0, 6);
-  }
-  return s + "]}";
-}
 
 // Publishes sensor messages with ts 0, 1, 2, ... (QoS 1, each acknowledged by the source broker
 // before the next): at `per_second` from its own thread between Start() and Stop(), and in
@@ -184,7 +129,8 @@ class Sensors {
   bool PublishOne() {
     std::lock_guard<std::mutex> lock(mu_);
     try {
-      auto msg = mqtt::make_message(kSensorTopic, SensorMessage(sent_.load()), 1, false);
+      auto msg =
+          mqtt::make_message(kSensorTopic, InputMessage(sent_.load(), /*ts=*/true), 1, false);
       if (!client_.publish(msg)->wait_for(std::chrono::seconds(5))) return false;
     } catch (const mqtt::exception&) {
       return false;
@@ -323,16 +269,6 @@ class TcpProxy {
     bool answered = false;
   };
 
-  static int ConnectTo(int port) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) return fd;
-    ::close(fd);
-    return -1;
-  }
   void CloseAll() {
     for (Pair& p : pairs_) ::close(p.client), ::close(p.server);
     pairs_.clear();
@@ -352,7 +288,7 @@ class TcpProxy {
   void Accept() {
     const int c = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (c < 0) return;
-    const int s = cut_ ? -1 : ConnectTo(upstream_);
+    const int s = cut_ ? -1 : testing_mqtt::ConnectLoopback(upstream_);
     if (s < 0) {
       ::close(c);
       return;
@@ -447,13 +383,10 @@ TEST(OutboxConfig, KeysMapToTheOutboxAndBadValuesNameTheKey) {
 
 // ---- the fixture ------------------------------------------------------------------------------
 
-class StoreForward : public ::testing::Test {
+class StoreForward : public testing_agent::AgentTest {
  protected:
-  void SetUp() override {
-    if (!MosquittoBroker::Available()) GTEST_SKIP() << "/usr/sbin/mosquitto is not installed";
-    ASSERT_TRUE(testing_mqtt::HaveProgram(kAgent)) << kAgent << ": build edgeinfer-agent first";
-    ASSERT_TRUE(source_.Start()) << source_.error();
-  }
+  // The sensors' broker (the fixture's own).
+  const MosquittoBroker& source() const { return broker_; }
   void TearDown() override {
     std::error_code ec;
     if (!uplink_dir_.empty()) fs::remove_all(uplink_dir_, ec);
@@ -462,9 +395,9 @@ class StoreForward : public ::testing::Test {
   // An uplink broker that keeps the results subscriber's session (and its queue, unbounded)
   // across its own restarts, so the test's side loses nothing while mosquitto_sub reconnects.
   std::unique_ptr<MosquittoBroker> PersistentUplink() {
-    uplink_dir_ = TempDir("sf-uplink");
+    uplink_dir_ = testing_mqtt::MakeTempDir("sf-uplink");
     testing_mqtt::BrokerOptions o;
-    o.extra_config = {"persistence true", "persistence_location " + uplink_dir_ + "/",
+    o.extra_config = {"persistence true", "persistence_location " + uplink_dir_.string() + "/",
                       "max_queued_messages 0"};
     return std::make_unique<MosquittoBroker>(o);
   }
@@ -485,8 +418,23 @@ class StoreForward : public ::testing::Test {
         Millis(30000));
   }
 
-  MosquittoBroker source_;
-  std::string uplink_dir_;
+  // Starts the agent and sensors at 50/s; once results flow, a burst of 30 more: every message
+  // from the first result on must have its result. Fatal failures on the way.
+  void StartAndExpectLiveResults(Agent& agent, MosquittoSubscriber& results) {
+    ASSERT_TRUE(agent.Start());
+    Sensors sensors(source().uri(), 50);
+    ASSERT_TRUE(sensors.Start());
+    ASSERT_TRUE(WaitUntilFlowing(sensors, results)) << agent.log();
+    sensors.Stop();
+    const int64_t first_ts = *TsSeen(results).begin();
+    ASSERT_TRUE(sensors.Burst(30));
+    EXPECT_TRUE(WaitFor([&] {
+      return MissingTs(TsSeen(results), first_ts, sensors.sent()).empty();
+    })) << MissingTs(TsSeen(results), first_ts, sensors.sent())
+        << agent.log();
+  }
+
+  fs::path uplink_dir_;
 };
 
 // The uplink broker stops for a few seconds while sensors keep publishing at a steady rate,
@@ -495,9 +443,9 @@ TEST_F(StoreForward, UplinkOutageLosesNothingAndKeepsOrder) {
   auto uplink = PersistentUplink();
   ASSERT_TRUE(uplink->Start()) << uplink->error();
   auto results = ResultsOn(*uplink);
-  Agent agent(source_.uri(), uplink->uri());
+  Agent agent(source().uri(), uplink->uri());
   ASSERT_TRUE(agent.Start());
-  Sensors sensors(source_.uri(), 40);
+  Sensors sensors(source().uri(), 40);
   ASSERT_TRUE(sensors.Start());
   ASSERT_TRUE(WaitUntilFlowing(sensors, *results)) << agent.log();
   const int64_t first_ts = *TsSeen(*results).begin();  // published after the agent subscribed
@@ -533,9 +481,9 @@ TEST_F(StoreForward, BacklogSurvivesSigkillWhileTheUplinkIsDown) {
   auto uplink = PersistentUplink();
   ASSERT_TRUE(uplink->Start()) << uplink->error();
   auto results = ResultsOn(*uplink);
-  Agent agent(source_.uri(), uplink->uri());
+  Agent agent(source().uri(), uplink->uri());
   ASSERT_TRUE(agent.Start());
-  Sensors sensors(source_.uri(), 50);
+  Sensors sensors(source().uri(), 50);
   ASSERT_TRUE(sensors.Start());
   ASSERT_TRUE(WaitUntilFlowing(sensors, *results)) << agent.log();
   const int64_t first_ts = *TsSeen(*results).begin();
@@ -577,9 +525,9 @@ TEST_F(StoreForward, FullOutboxDropsExactlyTheOldestAndSaysHowMany) {
   ASSERT_TRUE(uplink->Start()) << uplink->error();
   auto results = ResultsOn(*uplink);
   MosquittoSubscriber telemetry(*uplink, "edgeinfer/dev/telemetry", 0);
-  Agent agent(source_.uri(), uplink->uri(), "[outbox]\nmax_bytes = 16384\n");
+  Agent agent(source().uri(), uplink->uri(), "[outbox]\nmax_bytes = 16384\n");
   ASSERT_TRUE(agent.Start());
-  Sensors sensors(source_.uri(), 50);
+  Sensors sensors(source().uri(), 50);
   ASSERT_TRUE(sensors.Start());  // connected; the steady loop is not needed here
   sensors.Stop();
   ASSERT_TRUE(WaitUntilFlowing(sensors, *results)) << agent.log();
@@ -642,20 +590,12 @@ TEST_F(StoreForward, CorruptDatabaseIsMovedAsideAndResultsFlow) {
   ASSERT_TRUE(uplink.Start()) << uplink.error();
   MosquittoSubscriber results(uplink, "edgeinfer/dev/results/#");
   MosquittoSubscriber telemetry(uplink, "edgeinfer/dev/telemetry", 0);
-  Agent agent(source_.uri(), uplink.uri());
+  Agent agent(source().uri(), uplink.uri());
   fs::create_directories(agent.state_dir());
   std::string garbage;
   for (int i = 0; i < 4096; ++i) garbage += static_cast<char>((i * 131 + 7) % 251);
   testing_mqtt::WriteFile(agent.state_dir() / "outbox.db", garbage);
-  ASSERT_TRUE(agent.Start());
-  Sensors sensors(source_.uri(), 50);
-  ASSERT_TRUE(sensors.Start());
-  ASSERT_TRUE(WaitUntilFlowing(sensors, results)) << agent.log();
-  sensors.Stop();
-  const int64_t first_ts = *TsSeen(results).begin();
-  ASSERT_TRUE(sensors.Burst(30));
-  EXPECT_TRUE(WaitFor([&] { return MissingTs(TsSeen(results), first_ts, sensors.sent()).empty(); }))
-      << MissingTs(TsSeen(results), first_ts, sensors.sent()) << agent.log();
+  ASSERT_NO_FATAL_FAILURE(StartAndExpectLiveResults(agent, results));
   EXPECT_NE(agent.log().find("moved aside"), std::string::npos) << agent.log();
   EXPECT_TRUE(WaitFor([&] {
     return LatestTelemetry<int64_t>(telemetry, "/outbox/corruption_events", 0) == 1;
@@ -676,7 +616,7 @@ TEST_F(StoreForward, UnwritableStateDirDegradesToMemoryAndResultsFlow) {
   ASSERT_TRUE(uplink.Start()) << uplink.error();
   MosquittoSubscriber results(uplink, "edgeinfer/dev/results/#");
   MosquittoSubscriber telemetry(uplink, "edgeinfer/dev/telemetry", 0);
-  Agent agent(source_.uri(), uplink.uri());
+  Agent agent(source().uri(), uplink.uri());
   if (::geteuid() == 0) {
     // root writes through chmod 0500: a path under a regular file cannot be created by anyone.
     testing_mqtt::WriteFile(agent.dir() / "a-file", "not a directory");
@@ -685,16 +625,8 @@ TEST_F(StoreForward, UnwritableStateDirDegradesToMemoryAndResultsFlow) {
     fs::create_directories(agent.state_dir());
     ASSERT_EQ(::chmod(agent.state_dir().c_str(), 0500), 0);
   }
-  agent.SetConfig(source_.uri(), uplink.uri(), "");
-  ASSERT_TRUE(agent.Start());
-  Sensors sensors(source_.uri(), 50);
-  ASSERT_TRUE(sensors.Start());
-  ASSERT_TRUE(WaitUntilFlowing(sensors, results)) << agent.log();
-  sensors.Stop();
-  const int64_t first_ts = *TsSeen(results).begin();
-  ASSERT_TRUE(sensors.Burst(30));
-  EXPECT_TRUE(WaitFor([&] { return MissingTs(TsSeen(results), first_ts, sensors.sent()).empty(); }))
-      << MissingTs(TsSeen(results), first_ts, sensors.sent()) << agent.log();
+  agent.SetConfig(source().uri(), uplink.uri(), "");
+  ASSERT_NO_FATAL_FAILURE(StartAndExpectLiveResults(agent, results));
   EXPECT_NE(agent.log().find("results are kept in memory"), std::string::npos) << agent.log();
   EXPECT_TRUE(WaitFor([&] { return LatestTelemetry<bool>(telemetry, "/outbox/degraded", false); }))
       << agent.log();
@@ -712,9 +644,9 @@ TEST_F(StoreForward, HundredsOfUplinkDropsKeepRssFlat) {
   TcpProxy proxy(uplink.port());
   ASSERT_GT(proxy.port(), 0);
   MosquittoSubscriber results(uplink, "edgeinfer/dev/results/#");
-  Agent agent(source_.uri(), proxy.uri());
+  Agent agent(source().uri(), proxy.uri());
   ASSERT_TRUE(agent.Start());
-  Sensors sensors(source_.uri(), 50);
+  Sensors sensors(source().uri(), 50);
   ASSERT_TRUE(sensors.Start());
   ASSERT_TRUE(WaitUntilFlowing(sensors, results)) << agent.log();
   const int64_t first_ts = *TsSeen(results).begin();

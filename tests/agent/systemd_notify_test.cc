@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/agent/agent_process.h"
 #include "tests/agent/mosquitto_fixture.h"
 #include "tests/systemd/notify_listener.h"
 
@@ -21,19 +22,12 @@ namespace {
 
 using systemd::testing::NotifyListener;
 using systemd::testing::NotifyMessage;
+using testing_agent::AgentProcess;
+using testing_agent::InputMessage;
+using testing_agent::kModel;
 using testing_mqtt::Millis;
-using testing_mqtt::MosquittoBroker;
 
-constexpr char kAgent[] = EDGEINFER_BINARY_DIR "/agent/edgeinfer-agent";
-constexpr char kModel[] = EDGEINFER_SOURCE_DIR "/examples/vibration.onnx";
 constexpr auto kWatchdog = Millis(2000);  // WATCHDOG_USEC: pings every 1 s
-
-// One vibration model input (3 x 256 values) as one message.
-std::string InputMessage() {
-  std::string s = "{\"values\":[";
-  for (int i = 0; i < 3 * 256; ++i) s += i ? ",0.5" : "0.5";
-  return s + "]}";
-}
 
 // The thread ids of `pid` whose name is `name` (/proc/PID/task/TID/comm).
 std::vector<pid_t> ThreadsNamed(pid_t pid, const std::string& name) {
@@ -69,45 +63,26 @@ class ThreadFreezer {
   std::vector<pid_t> frozen_;
 };
 
-class AgentNotify : public ::testing::Test {
+class AgentNotify : public testing_agent::AgentTest {
  protected:
   void SetUp() override {
-    if (!MosquittoBroker::Available()) GTEST_SKIP() << "/usr/sbin/mosquitto is not installed";
-    ASSERT_TRUE(testing_mqtt::HaveProgram(kAgent)) << kAgent << ": build edgeinfer-agent first";
-    ASSERT_TRUE(broker_.Start()) << broker_.error();
+    AgentTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     auto l = NotifyListener::Create(NotifyListener::Kind::kPath);
     ASSERT_TRUE(l.ok()) << l.status().ToString();
     listener_ = std::move(*l);
-    std::string tmpl = std::filesystem::temp_directory_path().string() + "/edgeinfer-sd-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    testing_mqtt::WriteFile(dir_ / "agent.toml",
-                            "[device]\nid = \"sd-1\"\nstate_dir = \"" + (dir_ / "state").string() +
-                                "\"\n[source]\nuri = \"" + broker_.uri() +
-                                "\"\n[[pipeline]]\nname = \"vib\"\nmodel = \"" + kModel +
-                                "\"\ntopics = [\"sensors/+/vibration\"]\n"
-                                "[pipeline.input]\nwindow = 0\n");
-  }
-  void TearDown() override {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      testing_mqtt::WaitExit(pid_, Millis(5000));
-    }
-    std::error_code ec;
-    if (!HasFailure()) std::filesystem::remove_all(dir_, ec);
+    ASSERT_FALSE(agent_.dir().empty());
+    agent_.WriteConfig("[device]\nid = \"sd-1\"\nstate_dir = \"" + agent_.state_dir().string() +
+                       "\"\n[source]\nuri = \"" + broker_.uri() +
+                       "\"\n[[pipeline]]\nname = \"vib\"\nmodel = \"" + kModel +
+                       "\"\ntopics = [\"sensors/+/vibration\"]\n"
+                       "[pipeline.input]\nwindow = 0\n");
   }
 
   void StartAgent() {
-    const int err = ::open((dir_ / "agent.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-    testing_mqtt::SpawnOptions o;
-    o.stderr_fd = err;
-    o.extra_env = {"NOTIFY_SOCKET=" + listener_->address(),
-                   "WATCHDOG_USEC=" + std::to_string(kWatchdog.count() * 1000)};
-    pid_ = testing_mqtt::Spawn({kAgent, "--config", (dir_ / "agent.toml").string()}, o);
-    ::close(err);
-    ASSERT_GT(pid_, 0);
+    ASSERT_TRUE(agent_.Start({"NOTIFY_SOCKET=" + listener_->address(),
+                              "WATCHDOG_USEC=" + std::to_string(kWatchdog.count() * 1000)}));
   }
-  std::string Log() const { return testing_mqtt::ReadFile(dir_ / "agent.log"); }
 
   // The WATCHDOG=1 arrival times among the datagrams of the next `d`.
   std::vector<std::chrono::steady_clock::time_point> Pings(Millis d) {
@@ -117,58 +92,55 @@ class AgentNotify : public ::testing::Test {
     return at;
   }
 
-  MosquittoBroker broker_;
   std::unique_ptr<NotifyListener> listener_;
-  std::filesystem::path dir_;
-  pid_t pid_ = -1;
+  AgentProcess agent_{"sd"};  // last: destroyed (killed) first
 };
 
 TEST_F(AgentNotify, ReadyWatchdogReloadAndStopping) {
   StartAgent();
   auto ready = listener_->WaitFor("READY", Millis(30000));
-  ASSERT_TRUE(ready.has_value()) << Log();
+  ASSERT_TRUE(ready.has_value()) << agent_.log();
   EXPECT_EQ(ready->Get("READY"), "1");
-  EXPECT_EQ(ready->sender_pid, pid_);  // what NotifyAccess=main checks
+  EXPECT_EQ(ready->sender_pid, agent_.pid());  // what NotifyAccess=main checks
   EXPECT_NE(ready->Get("STATUS").find("source up, sink up"), std::string::npos)
       << ready->Get("STATUS");
 
   // Pings at no more than half the interval (1 s), with 400 ms for a loaded machine.
   const auto pings = Pings(Millis(3500));
-  ASSERT_GE(pings.size(), 3u) << Log();
+  ASSERT_GE(pings.size(), 3u) << agent_.log();
   for (size_t i = 1; i < pings.size(); ++i)
     EXPECT_LE(pings[i] - pings[i - 1], kWatchdog / 2 + Millis(400)) << "gap before ping " << i;
 
-  ::kill(pid_, SIGHUP);
+  agent_.Signal(SIGHUP);
   auto reloading = listener_->WaitFor("RELOADING", Millis(10000));
-  ASSERT_TRUE(reloading.has_value()) << Log();
+  ASSERT_TRUE(reloading.has_value()) << agent_.log();
   EXPECT_FALSE(reloading->Get("MONOTONIC_USEC").empty());
-  EXPECT_TRUE(listener_->WaitFor("READY", Millis(10000)).has_value()) << Log();
+  EXPECT_TRUE(listener_->WaitFor("READY", Millis(10000)).has_value()) << agent_.log();
 
-  ::kill(pid_, SIGTERM);
+  agent_.Signal(SIGTERM);
   auto stopping = listener_->WaitFor("STOPPING", Millis(10000));
-  ASSERT_TRUE(stopping.has_value()) << Log();
-  EXPECT_EQ(testing_mqtt::WaitExit(pid_, Millis(30000)), 0) << Log();
-  pid_ = -1;
+  ASSERT_TRUE(stopping.has_value()) << agent_.log();
+  EXPECT_EQ(agent_.Wait(Millis(30000)), 0) << agent_.log();
 }
 
 TEST_F(AgentNotify, PingsStopWhileTheWorkersAreStalledAndResumeAfter) {
   StartAgent();
-  ASSERT_TRUE(listener_->WaitFor("READY", Millis(30000)).has_value()) << Log();
-  ASSERT_GE(Pings(Millis(1500)).size(), 1u) << Log();
+  ASSERT_TRUE(listener_->WaitFor("READY", Millis(30000)).has_value()) << agent_.log();
+  ASSERT_GE(Pings(Millis(1500)).size(), 1u) << agent_.log();
 
-  const std::vector<pid_t> workers = ThreadsNamed(pid_, "ei-worker");
+  const std::vector<pid_t> workers = ThreadsNamed(agent_.pid(), "ei-worker");
   ASSERT_FALSE(workers.empty()) << "no ei-worker thread in the agent";
   ThreadFreezer freezer;
   for (pid_t tid : workers) ASSERT_TRUE(freezer.Freeze(tid)) << "ptrace " << tid << ": " << errno;
   // Inputs arrive and wait: the queue stops moving. The agent's stall limit is max(5 s, half
   // the watchdog interval): after it, no ping.
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(broker_.Publish("sensors/m1/vibration", InputMessage()));
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(broker_.Publish("sensors/m1/vibration", InputMessage(i)));
   (void)Pings(Millis(5000 + 1500));
   EXPECT_TRUE(Pings(Millis(2500)).empty()) << "pings went on with every worker stopped";
 
   freezer.ThawAll();
-  EXPECT_FALSE(Pings(Millis(3000)).empty()) << "pings did not resume\n" << Log();
-  EXPECT_NE(Log().find("worker made no progress"), std::string::npos) << Log();
+  EXPECT_FALSE(Pings(Millis(3000)).empty()) << "pings did not resume\n" << agent_.log();
+  EXPECT_NE(agent_.log().find("worker made no progress"), std::string::npos) << agent_.log();
 }
 
 }  // namespace

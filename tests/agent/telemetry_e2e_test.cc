@@ -1,105 +1,64 @@
 // The agent's telemetry as a fleet monitor reads it: JSON on {prefix}/{device}/telemetry every
 // interval_s (read with mosquitto_sub), and the same figures as Prometheus text on the loopback
 // endpoint (read over a real TCP socket). Every wait is bounded.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <signal.h>
 #include <sys/socket.h>
 
-#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "tests/agent/agent_process.h"
 #include "tests/agent/mosquitto_fixture.h"
 
 namespace edgeinfer::agent {
 namespace {
 
 using Json = nlohmann::json;
+using testing_agent::AgentProcess;
+using testing_agent::InputMessage;
+using testing_agent::kModel;
 using testing_mqtt::Millis;
-using testing_mqtt::MosquittoBroker;
 using testing_mqtt::MosquittoSubscriber;
 using testing_mqtt::WaitFor;
 
-constexpr char kAgent[] = EDGEINFER_BINARY_DIR "/agent/edgeinfer-agent";
-constexpr char kModel[] = EDGEINFER_SOURCE_DIR "/examples/vibration.onnx";
-
-std::string InputMessage(int i) {
-  std::string s = "{\"values\":[";
-  for (int k = 0; k < 3 * 256; ++k) s += (k ? "," : "") + std::to_string((k * 7 + i) % 13 * 0.1);
-  return s + "]}";
-}
-
 // GET `path` from 127.0.0.1:port; the whole response, or "" when nothing answers.
 std::string HttpGet(int port, const std::string& path) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const int fd = testing_mqtt::ConnectLoopback(port);
+  if (fd < 0) return "";
   timeval tv{2, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   std::string response;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    const std::string request = "GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n";
-    if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
-        static_cast<ssize_t>(request.size())) {
-      char buf[4096];
-      for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) response.append(buf, n);
-    }
+  const std::string request = "GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n";
+  if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+      static_cast<ssize_t>(request.size())) {
+    char buf[4096];
+    for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) response.append(buf, n);
   }
   ::close(fd);
   return response;
 }
 
-// A free loopback port (bound and released: a race with other processes, harmless here).
-int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  int port = -1;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
-    port = ntohs(addr.sin_port);
-  ::close(fd);
-  return port;
-}
+class AgentTelemetry : public testing_agent::AgentTest {};
 
-TEST(AgentTelemetry, ReportsOnTheTopicAndOnThePrometheusEndpoint) {
-  if (!MosquittoBroker::Available()) GTEST_SKIP() << "/usr/sbin/mosquitto is not installed";
-  ASSERT_TRUE(testing_mqtt::HaveProgram(kAgent)) << kAgent << ": build edgeinfer-agent first";
-  MosquittoBroker broker;
-  ASSERT_TRUE(broker.Start()) << broker.error();
-  std::string tmpl = std::filesystem::temp_directory_path().string() + "/edgeinfer-tele-XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-  const std::filesystem::path dir = tmpl;
-  const int port = FreePort();
+TEST_F(AgentTelemetry, ReportsOnTheTopicAndOnThePrometheusEndpoint) {
+  AgentProcess agent("tele");
+  ASSERT_FALSE(agent.dir().empty());
+  const int port = testing_mqtt::FreeLoopbackPort();
   ASSERT_GT(port, 0);
-  testing_mqtt::WriteFile(
-      dir / "agent.toml",
-      "[device]\nid = \"tele-1\"\nstate_dir = \"" + (dir / "state").string() +
-          "\"\n[source]\nuri = \"" + broker.uri() + "\"\n[telemetry]\ninterval_s = 1\n" +
-          "prometheus_port = " + std::to_string(port) + "\n[memory]\npoll_ms = 100\n" +
-          "[[pipeline]]\nname = \"vib\"\nmodel = \"" + kModel +
-          "\"\ntopics = [\"sensors/+/vibration\"]\n[pipeline.input]\nwindow = 0\n");
-  MosquittoSubscriber telemetry(broker, "edgeinfer/tele-1/telemetry");
+  agent.WriteConfig("[device]\nid = \"tele-1\"\nstate_dir = \"" + agent.state_dir().string() +
+                    "\"\n[source]\nuri = \"" + broker_.uri() + "\"\n[telemetry]\ninterval_s = 1\n" +
+                    "prometheus_port = " + std::to_string(port) + "\n[memory]\npoll_ms = 100\n" +
+                    "[[pipeline]]\nname = \"vib\"\nmodel = \"" + kModel +
+                    "\"\ntopics = [\"sensors/+/vibration\"]\n[pipeline.input]\nwindow = 0\n");
+  MosquittoSubscriber telemetry(broker_, "edgeinfer/tele-1/telemetry");
   ASSERT_TRUE(telemetry.WaitReady());
-  const int err = ::open((dir / "agent.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-  testing_mqtt::SpawnOptions o;
-  o.stderr_fd = err;
-  const pid_t pid = testing_mqtt::Spawn({kAgent, "--config", (dir / "agent.toml").string()}, o);
-  ::close(err);
-  ASSERT_GT(pid, 0);
-  const auto log = [&] { return testing_mqtt::ReadFile(dir / "agent.log"); };
+  ASSERT_TRUE(agent.Start());
 
   // Inputs until a report counts them (the agent subscribes shortly after it starts).
   Json report;
   ASSERT_TRUE(WaitFor(
       [&] {
-        for (int i = 0; i < 5; ++i) broker.Publish("sensors/m1/vibration", InputMessage(i), 0);
+        for (int i = 0; i < 5; ++i) broker_.Publish("sensors/m1/vibration", InputMessage(i), 0);
         const auto messages = telemetry.Messages();
         if (messages.empty()) return false;
         const std::string& last = messages.back();
@@ -107,7 +66,7 @@ TEST(AgentTelemetry, ReportsOnTheTopicAndOnThePrometheusEndpoint) {
         return report.is_object() && report["pipelines"]["vib"]["inferences"].get<int>() >= 5;
       },
       Millis(30000)))
-      << log();
+      << agent.log();
 
   // The issue's list: version, boot id, uptime, CPU, RSS and private memory, arena and max
   // batch, MemAvailable, cgroup usage, PSI, watchdog level; per pipeline counts and latency
@@ -143,12 +102,9 @@ TEST(AgentTelemetry, ReportsOnTheTopicAndOnThePrometheusEndpoint) {
   EXPECT_NE(metrics.find("edgeinfer_link_connected{link=\"sink\"} 1"), std::string::npos);
   EXPECT_NE(HttpGet(port, "/nothing").find("404"), std::string::npos);
 
-  ::kill(pid, SIGTERM);
-  EXPECT_EQ(testing_mqtt::WaitExit(pid, Millis(30000)), 0) << log();
+  EXPECT_EQ(agent.Stop(), 0) << agent.log();
   // Off by default: the endpoint is gone with the agent, and nothing else listens there.
   EXPECT_EQ(HttpGet(port, "/metrics"), "");
-  std::error_code ec;
-  if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir, ec);
 }
 
 }  // namespace
