@@ -69,6 +69,7 @@ std::span<const OpDef> BasicOps();       // element-wise, softmax, layout ops
 std::span<const OpDef> DenseOps();       // fully connected layers on pre-packed weights
 std::span<const OpDef> StaticInt8Ops();  // QGemm, QConv, QMaxPool (static_int8_ops.cc)
 std::span<const OpDef> MathOps();        // reductions, unary math, activations, LayerNorm, Pad
+std::span<const OpDef> RnnOps();         // LSTM, GRU, RNN, Slice (rnn.cc, slice.cc)
 
 // Convenience for infer functions: the input's descriptor or nullptr when absent.
 inline const TensorDesc* InputDesc(const Node& n, const Graph& g, size_t i) {

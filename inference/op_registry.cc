@@ -10,6 +10,7 @@ void ForEachOp(F f) {
   for (const OpDef& op : DenseOps()) f(op);
   for (const OpDef& op : StaticInt8Ops()) f(op);
   for (const OpDef& op : MathOps()) f(op);
+  for (const OpDef& op : RnnOps()) f(op);
 }
 }  // namespace
 

@@ -133,14 +133,22 @@ void NameNodes(onnx::GraphProto* gp) {
   }
 }
 
+// Output 0 must be there, except for the recurrent ops, whose Y is optional (Y_h alone is
+// common).
+bool HasOutput(const onnx::NodeProto& n) {
+  const bool recurrent = n.op_type() == "LSTM" || n.op_type() == "GRU" || n.op_type() == "RNN";
+  for (int i = 0; i < n.output_size() && (i == 0 || recurrent); ++i)
+    if (!n.output(i).empty()) return true;
+  return false;
+}
+
 // Refuses nodes the importer cannot lower, before ONNX's shape inference runs on them, and
 // window attributes below 1: ONNX 1.12's inference divides by strides unchecked.
 Status PrecheckNodes(const onnx::GraphProto& gp) {
   for (const auto& n : gp.node()) {
     if (!IsDefaultDomain(n) || !FindLowering(n.op_type()))
       return Status::Unsupported(NodeLabel(n) + ": unsupported op");
-    if (n.output_size() == 0 || n.output(0).empty())
-      return Status::InvalidArgument(NodeLabel(n) + ": the node has no output");
+    if (!HasOutput(n)) return Status::InvalidArgument(NodeLabel(n) + ": the node has no output");
     for (const auto& a : n.attribute()) {
       bool window = a.name() == "strides" || a.name() == "dilations" || a.name() == "kernel_shape";
       for (int64_t v : a.ints())

@@ -19,6 +19,18 @@ Status LowerContext::Unavailable(const std::string& value) const {
   return Status::InvalidArgument("input '" + value + "' is not produced by an earlier node");
 }
 
+void LowerContext::BindZeros(const std::string& value, Dims dims) {
+  refused_[value] = Status::Unsupported(
+      "'" + value + "' is a float tensor of zeros over the batch " + DimsToString(dims) +
+      " (ConstantOfShape); only the initial state of LSTM, GRU and RNN may read it");
+  zeros_[value] = std::move(dims);
+}
+
+const Dims* LowerContext::ZerosDims(const std::string& value) const {
+  auto it = zeros_.find(value);
+  return it == zeros_.end() ? nullptr : &it->second;
+}
+
 int LowerContext::TensorOf(const std::string& value) const {
   auto it = tensors_.find(value);
   return it == tensors_.end() ? -1 : it->second;
@@ -89,7 +101,8 @@ Status LowerContext::RefuseUsedOutputs(const onnx::NodeProto& n, int first,
 }
 
 const OnnxLowering* FindLowering(std::string_view op_type) {
-  for (auto part : {NnLowerings(), MathLowerings(), LayoutLowerings(), ValueLowerings()})
+  for (auto part :
+       {NnLowerings(), MathLowerings(), LayoutLowerings(), ValueLowerings(), RnnLowerings()})
     for (const OnnxLowering& l : part)
       if (op_type == l.op_type) return &l;
   return nullptr;

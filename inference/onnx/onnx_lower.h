@@ -39,6 +39,13 @@ class LowerContext {
   // A value that could not be imported (an initializer of an unsupported type, say): only an
   // error if something reads it, and then this one.
   void BindRefused(const std::string& value, Status why) { refused_[value] = std::move(why); }
+  // A float value known to be all zeros with dims that have the batch (torch's initial RNN
+  // state: ConstantOfShape over Shape(x), then Slice). No tensor is made: the recurrent ops take
+  // it as an absent initial state (which means zeros); any other reader fails naming it.
+  void BindZeros(const std::string& value, Dims dims);
+  bool IsZeros(const std::string& value) const { return zeros_.count(value) != 0; }
+  // The dims of a zeros value; nullptr if `value` is not one.
+  const Dims* ZerosDims(const std::string& value) const;
   // The tensor an ONNX value became; -1 if it is not a tensor (unknown or KnownInts).
   int TensorOf(const std::string& value) const;
 
@@ -73,6 +80,7 @@ class LowerContext {
   std::map<std::string, int> tensors_;
   std::map<std::string, KnownInts> ints_;
   std::map<std::string, Status> refused_;
+  std::map<std::string, Dims> zeros_;
 
   Status Unavailable(const std::string& value) const;
 };
@@ -96,5 +104,6 @@ std::span<const OnnxLowering> NnLowerings();      // Conv, Gemm, MatMul, pooling
 std::span<const OnnxLowering> MathLowerings();    // element-wise, activations, softmax
 std::span<const OnnxLowering> LayoutLowerings();  // Reshape, Flatten, (Un)Squeeze, Transpose, ...
 std::span<const OnnxLowering> ValueLowerings();   // Constant, Identity, Dropout, Shape, Gather, ...
+std::span<const OnnxLowering> RnnLowerings();     // LSTM, GRU, RNN; Expand of constants
 
 }  // namespace edgeinfer

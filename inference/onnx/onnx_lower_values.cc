@@ -1,7 +1,8 @@
 // Lowering of ops that only name or fold values: Constant, Identity, Dropout (inference mode),
 // and the shape arithmetic torch.onnx.export emits (Shape, Gather, Slice, Cast,
-// ConstantOfShape). None of them
-// becomes a node; their results are constants, aliases or known ints.
+// ConstantOfShape). Their results are constants, aliases or known ints, except Slice and Gather
+// of a float tensor (internal Slice nodes: torch's y[:, -1]) and ConstantOfShape zeros over the
+// batch (a zeros value for the recurrent ops' initial states).
 #include <algorithm>
 #include <numeric>
 
@@ -94,7 +95,10 @@ Status LowerShape(const NodeProto& n, LowerContext& cx) {
   return Status::Ok();
 }
 
+Status GatherTensor(const NodeProto& n, LowerContext& cx);
+
 Status LowerGather(const NodeProto& n, LowerContext& cx) {
+  if (cx.HasInput(n, 0) && cx.TensorOf(n.input(0)) >= 0) return GatherTensor(n, cx);
   if (!cx.IsInts(n, 0))
     return Status::Unsupported("Gather is supported on shape values only, not on '" + n.input(0) +
                                "'");
@@ -166,7 +170,129 @@ Status LowerSliceAxes(const NodeProto& n, LowerContext& cx, KnownInts data) {
   return Status::Ok();
 }
 
+// One axis of a Slice on a float tensor or zeros value: [start, end) with `step`, clamped as
+// ONNX does to a literal axis length.
+struct AxisRange {
+  int64_t axis = 0, start = 0, end = 0, step = 1, count = 0;
+};
+
+Result<std::vector<AxisRange>> ReadSliceRanges(const NodeProto& n, LowerContext& cx,
+                                               const Dims& dims) {
+  if (!cx.HasInput(n, 1) || !cx.HasInput(n, 2))
+    return Status::InvalidArgument("starts and ends are required");
+  EI_ASSIGN_OR_RETURN(std::vector<int64_t> starts, cx.LiteralInts(n, 1));
+  EI_ASSIGN_OR_RETURN(std::vector<int64_t> ends, cx.LiteralInts(n, 2));
+  std::vector<int64_t> axes(starts.size()), steps(starts.size(), 1);
+  std::iota(axes.begin(), axes.end(), 0);
+  if (cx.HasInput(n, 3)) {
+    EI_ASSIGN_OR_RETURN(axes, cx.LiteralInts(n, 3));
+  }
+  if (cx.HasInput(n, 4)) {
+    EI_ASSIGN_OR_RETURN(steps, cx.LiteralInts(n, 4));
+  }
+  if (ends.size() != starts.size() || axes.size() != starts.size() || steps.size() != starts.size())
+    return Status::InvalidArgument("starts, ends, axes and steps differ in length");
+  const int64_t rank = static_cast<int64_t>(dims.size());
+  std::vector<AxisRange> ranges;
+  for (size_t i = 0; i < starts.size(); ++i) {
+    AxisRange r;
+    r.axis = axes[i] < 0 ? axes[i] + rank : axes[i];
+    if (r.axis < 0 || r.axis >= rank) return Status::InvalidArgument("Slice axis out of range");
+    const int64_t len = dims[r.axis];
+    r.step = steps[i];
+    if (len < 0) return Status::Unsupported("Slice of the batch axis of a tensor");
+    if (r.step == 0) return Status::InvalidArgument("slice step 0");
+    auto clamp = [len](int64_t v, int64_t lo, int64_t hi) {
+      return std::clamp(v < 0 ? v + len : v, lo, hi);
+    };
+    r.start = r.step > 0 ? clamp(starts[i], 0, len) : clamp(starts[i], 0, len - 1);
+    r.end = r.step > 0 ? clamp(ends[i], 0, len) : clamp(ends[i], -1, len - 1);
+    const int64_t count = r.step > 0 ? (r.end - r.start + r.step - 1) / r.step
+                                     : (r.start - r.end - r.step - 1) / -r.step;
+    r.count = std::max<int64_t>(count, 0);
+    ranges.push_back(r);
+  }
+  return ranges;
+}
+
+// Slice of a zeros value (BindZeros): zeros of the sliced dims.
+Status SliceZeros(const NodeProto& n, LowerContext& cx, Dims dims) {
+  EI_ASSIGN_OR_RETURN(std::vector<AxisRange> ranges, ReadSliceRanges(n, cx, dims));
+  for (const AxisRange& r : ranges) dims[r.axis] = r.count;
+  cx.BindZeros(n.output(0), std::move(dims));
+  return Status::Ok();
+}
+
+// Emits an internal Slice of axis [start, end) of x; the output takes n's output name, which
+// a later node of the same lowering may take over (the intermediate is then renamed).
+Result<int> EmitSlice(const NodeProto& n, LowerContext& cx, int x, int64_t axis, int64_t start,
+                      int64_t end) {
+  const int prev = cx.TensorOf(n.output(0));
+  if (prev >= 0 && prev == x)
+    cx.graph().tensors[x].name = UniqueTensorName(cx.graph(), n.output(0) + "/part");
+  Attrs a;
+  a.Set("axis", axis);
+  a.Set("start", start);
+  a.Set("end", end);
+  return cx.Emit(n, "Slice", {x}, a);
+}
+
+// Slice of a float tensor, step 1, on literal axes: one internal Slice per axis that shrinks.
+Status SliceTensor(const NodeProto& n, LowerContext& cx) {
+  EI_ASSIGN_OR_RETURN(int x, cx.Tensor(n, 0));
+  EI_ASSIGN_OR_RETURN(std::vector<AxisRange> ranges, ReadSliceRanges(n, cx, cx.desc(x).dims));
+  for (const AxisRange& r : ranges) {
+    if (r.step != 1)
+      return Status::Unsupported("Slice of a float tensor with step " + std::to_string(r.step) +
+                                 " (only step 1 is supported)");
+    if (r.count == 0) return Status::Unsupported("Slice to an empty tensor");
+    if (r.count == cx.desc(x).dims[r.axis]) continue;
+    EI_ASSIGN_OR_RETURN(x, EmitSlice(n, cx, x, r.axis, r.start, r.end));
+  }
+  cx.BindTensor(n.output(0), x);
+  return Status::Ok();
+}
+
+// Gather of one literal index from a float tensor (torch's y[:, -1]): a Slice of that axis and,
+// for a scalar index, a Reshape that drops it.
+Status GatherTensor(const NodeProto& n, LowerContext& cx) {
+  EI_ASSIGN_OR_RETURN(int x, cx.Tensor(n, 0));
+  EI_ASSIGN_OR_RETURN(KnownInts indices, cx.Ints(n, 1));
+  Result<std::vector<int64_t>> index = indices.Literals();
+  if (!index.ok() || index->size() != 1 || indices.shape.size() > 1)
+    return Status::Unsupported("Gather on the float tensor '" + n.input(0) +
+                               "' needs a single literal index");
+  const Dims dims = cx.desc(x).dims;
+  const int64_t rank = static_cast<int64_t>(dims.size());
+  int64_t axis = OnnxAttrInt(n, "axis", 0);
+  if (axis < 0) axis += rank;
+  if (axis < 0 || axis >= rank) return Status::InvalidArgument("Gather axis out of range");
+  const int64_t len = dims[axis];
+  if (len < 0) return Status::Unsupported("Gather along the batch axis of a tensor");
+  int64_t i = (*index)[0] < 0 ? (*index)[0] + len : (*index)[0];
+  if (i < 0 || i >= len)
+    return Status::InvalidArgument("Gather index " + std::to_string((*index)[0]) +
+                                   " is out of range for " + DimsToString(dims));
+  int s = x;
+  if (len > 1) {
+    EI_ASSIGN_OR_RETURN(s, EmitSlice(n, cx, x, axis, i, i + 1));
+  }
+  if (indices.shape.size() == 1) {
+    cx.BindTensor(n.output(0), s);
+    return Status::Ok();
+  }
+  Dims out = dims;
+  out.erase(out.begin() + axis);
+  if (s != x) cx.graph().tensors[s].name = UniqueTensorName(cx.graph(), n.output(0) + "/slice");
+  Attrs a;
+  a.Set("shape", out);
+  return cx.Emit(n, "Reshape", {s}, a).status();
+}
+
 Status LowerSlice(const NodeProto& n, LowerContext& cx) {
+  if (cx.HasInput(n, 0) && cx.IsZeros(n.input(0)))
+    return SliceZeros(n, cx, *cx.ZerosDims(n.input(0)));
+  if (cx.TensorOf(n.input(0)) >= 0) return SliceTensor(n, cx);
   if (!cx.IsInts(n, 0))
     return Status::Unsupported("Slice is supported on shape values only, not on '" + n.input(0) +
                                "'");
@@ -186,15 +312,33 @@ Status LowerSlice(const NodeProto& n, LowerContext& cx) {
   return Status::Ok();
 }
 
+// Float zeros over a shape that has the batch (torch's initial RNN state) become a zeros value
+// (LowerContext::BindZeros), which only the recurrent ops accept.
+Status BindBatchZeros(const NodeProto& n, LowerContext& cx, const onnx::TensorProto& value,
+                      Status literal_error) {
+  Result<KnownInts> shape = cx.Ints(n, 0);
+  Result<std::vector<float>> v = OnnxTensorFloats(value);
+  if (!shape.ok() || !IsOnnxFloatType(value.data_type()) || !v.ok() || v->size() != 1 ||
+      (*v)[0] != 0.f)
+    return literal_error.WithContext("ConstantOfShape needs a literal shape");
+  Dims dims;
+  for (const SymInt& d : shape->values) {
+    EI_ASSIGN_OR_RETURN(int64_t dim, SymToDim(d));
+    dims.push_back(dim);
+  }
+  cx.BindZeros(n.output(0), std::move(dims));
+  return Status::Ok();
+}
+
 // ConstantOfShape of a literal shape: known ints for an integer value, else a float constant.
 Status LowerConstantOfShape(const NodeProto& n, LowerContext& cx) {
-  Result<std::vector<int64_t>> dims = cx.LiteralInts(n, 0);
-  if (!dims.ok()) return dims.status().WithContext("ConstantOfShape needs a literal shape");
   onnx::TensorProto value;
   value.set_data_type(onnx::TensorProto::FLOAT);
   value.add_dims(1);
   value.add_float_data(0.f);
   if (const auto* a = FindOnnxAttr(n, "value")) value = a->t();
+  Result<std::vector<int64_t>> dims = cx.LiteralInts(n, 0);
+  if (!dims.ok()) return BindBatchZeros(n, cx, value, dims.status());
   int64_t count = 1;
   for (int64_t d : *dims) {
     if (d < 0 || (d > 0 && count > (int64_t{1} << 28) / d))

@@ -135,6 +135,23 @@ Status SearchFor(const Graph& g, const Args& args, QuantizeOptions* options) {
   return Status::Ok();
 }
 
+// The plan quantizes Gemm and Conv only; the recurrent layers (LSTM, GRU, RNN) are listed too,
+// so that the table says where their weights went: they stay fp32.
+void AddRecurrentRows(const Graph& g, std::vector<LayerPlan>* plan) {
+  for (const Node& n : g.nodes) {
+    if (n.op != "LSTM" && n.op != "GRU" && n.op != "RNN") continue;
+    LayerPlan l;
+    l.node = n.name;
+    l.op = n.op;
+    l.weight_dtype = "float32";
+    for (int t : n.inputs)
+      if (t >= 0 && g.tensors[t].is_constant()) l.bytes_before += g.tensors[t].bytes;
+    l.bytes_after = l.bytes_before;
+    l.note = "recurrent: weights stay fp32";
+    plan->push_back(l);
+  }
+}
+
 void PrintPlan(const std::vector<LayerPlan>& plan) {
   if (plan.empty()) return;
   std::fprintf(stderr, "%-28s %-5s %-11s %-14s %12s %12s  %s\n", "layer", "op", "precision",
@@ -214,6 +231,7 @@ int Convert(int argc, char** argv) {
   if (automatic)
     for (LayerPlan& l : plan)
       if (l.note == "--keep") l.note = "auto";
+  AddRecurrentRows(*quantized, &plan);
   std::fprintf(stderr, "precision %s:\n", precision.c_str());
   PrintPlan(plan);
   Status st = WriteEim(*quantized, out);

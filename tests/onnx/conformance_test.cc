@@ -38,7 +38,9 @@ const std::set<std::string> kClaimedOps = {
     "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp", "Erf", "Exp", "Log", "Sqrt", "Abs", "Neg",
     "Reciprocal", "Floor", "Ceil", "Round", "Sign", "Sin", "Cos", "Pow", "HardSigmoid", "HardSwish",
     "Elu", "Selu", "Celu", "Softplus", "Softsign", "ThresholdedRelu", "PRelu", "LayerNormalization",
-    "Pad"};
+    "Pad",
+    // Recurrent (default activations; sequence_lens only when every sequence is full length).
+    "LSTM", "GRU", "RNN"};
 
 // Node tests that use what edgeinfer documents as unsupported; each must fail cleanly at import
 // (an error, not a crash or a wrong answer). Anything else that fails fails the suite.

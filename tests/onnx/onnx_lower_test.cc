@@ -4,8 +4,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <limits>
 
+#include "inference/model.h"
+#include "inference/session.h"
+#include "tests/inference/op_test_util.h"
 #include "tests/onnx/onnx_test_util.h"
 
 namespace edgeinfer {
@@ -704,6 +709,150 @@ TEST(OnnxLower, ZeroPadFoldsIntoTheConvAfterIt) {
     auto got = testing::RunGraph(g, {x}, 2);
     ASSERT_TRUE(want.ok() && got.ok());
     EXPECT_EQ((*got)[0], (*want)[0]);
+  }
+}
+
+// --- LSTM, GRU, RNN ---
+
+// x [4, 2, 3] (layout 0) -> `op` with hidden 5 -> the given outputs; W, R, B as initializers.
+OnnxBuilder RecurrentModel(const std::string& op, std::vector<std::string> outs, int opset = 14) {
+  const int64_t g = op == "LSTM" ? 4 : op == "GRU" ? 3 : 1;
+  OnnxBuilder b(opset);
+  b.Input("x", {4, 2, 3});
+  b.Init("w", {1, g * 5, 3}, std::vector<float>(g * 15, 0.1f));
+  b.Init("r", {1, g * 5, 5}, std::vector<float>(g * 25, -0.1f));
+  b.Init("b", {1, g * 10}, std::vector<float>(g * 10, 0.05f));
+  for (const auto& o : outs)
+    if (!o.empty()) b.Output(o, o == "y" ? Ints{4, 1, 2, 5} : Ints{1, 2, 5});
+  return b;
+}
+
+void AddStrings(testing::NodeRef n, const std::string& name, std::vector<std::string> v) {
+  auto* a = n.proto()->add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::STRINGS);
+  for (const auto& s : v) a->add_strings(s);
+}
+
+TEST(OnnxLower, RecurrentOutputsAnySubsetAndYOptional) {
+  OnnxBuilder b = RecurrentModel("GRU", {"", "yh"});
+  b.Node("GRU", {"x", "w", "r", "b"}, {"", "yh"}, "gru").Int("hidden_size", 5);
+  Graph g = MustImport(b);
+  EXPECT_EQ(OpList(g), std::vector<std::string>{"GRU"});
+  EXPECT_EQ(OutputDesc(g).dims, (Dims{1, 2, 5}));
+
+  OnnxBuilder l = RecurrentModel("LSTM", {"y", "", "yc"});
+  l.Node("LSTM", {"x", "w", "r", "b"}, {"y", "", "yc"}, "lstm");
+  Graph lg = MustImport(l);
+  EXPECT_EQ(OutputDesc(lg, 0).dims, (Dims{4, 1, 2, 5}));
+  EXPECT_EQ(OutputDesc(lg, 1).dims, (Dims{1, 2, 5}));
+  auto out = testing::RunGraph(lg, {std::vector<float>(24, 1.f)}, 1);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_GT((*out)[1][0], 0.f);  // c grows from a positive input
+}
+
+TEST(OnnxLower, RecurrentSequenceLensOnlyFullLength) {
+  for (bool full : {true, false}) {
+    OnnxBuilder b = RecurrentModel("RNN", {"", "yh"});
+    onnx::TensorProto lens;  // int32, as ONNX wants it
+    lens.set_data_type(onnx::TensorProto::INT32);
+    lens.add_dims(2);
+    lens.add_int32_data(4);
+    lens.add_int32_data(full ? 4 : 3);
+    b.Node("Constant", {}, {"lens"}).Tensor("value", lens);
+    b.Node("RNN", {"x", "w", "r", "b", "lens"}, {"", "yh"}, "rnn");
+    if (full) {
+      EXPECT_EQ(OpList(MustImport(b)), std::vector<std::string>{"RNN"});
+    } else {
+      ExpectError(b, {"node 'rnn' (RNN)", "sequence_lens", "holds 3"});
+    }
+  }
+}
+
+TEST(OnnxLower, RecurrentRefusesOtherActivationsNamingTheAttribute) {
+  OnnxBuilder b = RecurrentModel("LSTM", {"", "yh"});
+  auto n = b.Node("LSTM", {"x", "w", "r", "b"}, {"", "yh"}, "lstm");
+  AddStrings(n, "activations", {"Sigmoid", "Relu", "Tanh"});
+  ExpectError(b, {"node 'lstm' (LSTM)", "'activations'"});
+
+  OnnxBuilder d = RecurrentModel("LSTM", {"", "yh"});
+  AddStrings(d.Node("LSTM", {"x", "w", "r", "b"}, {"", "yh"}, "lstm"), "activations",
+             {"sigmoid", "tanh", "tanh"});  // the defaults, spelled in lower case
+  EXPECT_EQ(OpList(MustImport(d)), std::vector<std::string>{"LSTM"});
+
+  OnnxBuilder f = RecurrentModel("LSTM", {"", "yh"});
+  f.Node("LSTM", {"x", "w", "r", "b"}, {"", "yh"}, "lstm").Int("input_forget", 1);
+  ExpectError(f, {"node 'lstm' (LSTM)", "input_forget"});
+}
+
+TEST(OnnxLower, GatherAndSliceOfAFloatTensorOnLiteralAxes) {
+  OnnxBuilder b;
+  b.Input("x", {-1, 4, 3}).Output("y", {-1, 3}).Output("z", {-1, 2, 2});
+  onnx::TensorProto last;  // a scalar index: y = x[:, -1]
+  last.set_data_type(onnx::TensorProto::INT64);
+  last.add_int64_data(-1);
+  b.Node("Constant", {}, {"last"}).Tensor("value", last);
+  b.Node("Gather", {"x", "last"}, {"y"}).Int("axis", 1);
+  b.IntInit("s", {1, 0}).IntInit("e", {3, 2}).IntInit("a", {1, 2});
+  b.Node("Slice", {"x", "s", "e", "a"}, {"z"});
+  Graph g = MustImport(b);
+  EXPECT_EQ(OutputDesc(g, 0).dims, (Dims{B, 3}));
+  EXPECT_EQ(OutputDesc(g, 1).dims, (Dims{B, 2, 2}));
+  std::vector<float> x(2 * 12);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i);
+  auto out = testing::RunGraph(g, {x}, 2);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ((*out)[0], (std::vector<float>{9, 10, 11, 21, 22, 23}));
+  EXPECT_EQ((*out)[1], (std::vector<float>{3, 4, 6, 7, 15, 16, 18, 19}));
+
+  OnnxBuilder step;
+  step.Input("x", {-1, 4, 3}).Output("z", {-1, 2, 3});
+  step.IntInit("s", {0}).IntInit("e", {4}).IntInit("a", {1}).IntInit("st", {2});
+  step.Node("Slice", {"x", "s", "e", "a", "st"}, {"z"}, "sl");
+  ExpectError(step, {"node 'sl' (Slice)", "step 2"});
+}
+
+// Small torch exports (tests/data/rnn/gen.py: batch_first, a Linear head on y[:, -1]) against
+// the outputs torch computed, at the batch they were made with and at a smaller one.
+TEST(OnnxLower, TorchRecurrentModelsMatchTorch) {
+  const std::filesystem::path dir = std::filesystem::path(EDGEINFER_SOURCE_DIR) / "tests/data/rnn";
+  for (const char* name : {"lstm_tiny_bf", "gru_tiny_bidir_bf"}) {
+    SCOPED_TRACE(name);
+    auto g = ImportOnnxFile((dir / (std::string(name) + ".onnx")).string());
+    ASSERT_TRUE(g.ok()) << g.status().ToString();
+    EXPECT_EQ(g->tensors[g->inputs[0]].dims, (Dims{B, 20, 3}));
+    auto read = [&](const char* ext) {
+      std::ifstream f(dir / (std::string(name) + ext), std::ios::binary);
+      std::vector<float> v(4096);
+      f.read(reinterpret_cast<char*>(v.data()), v.size() * sizeof(float));
+      v.resize(f.gcount() / sizeof(float));
+      return v;
+    };
+    std::vector<float> x = read(".in.f32"), want = read(".out.f32");
+    ASSERT_EQ(x.size(), 5u * 20 * 3);
+    ASSERT_EQ(want.size(), 5u * 4);
+    // The session too, planned for batch 5 and run at 5 and 1: the arena and scratch sizing.
+    auto model = Model::FromGraph(*g);
+    ASSERT_TRUE(model.ok()) << model.status().ToString();
+    SessionOptions options;
+    options.max_batch = 5;
+    auto session = Session::Create(*model, options);
+    ASSERT_TRUE(session.ok()) << session.status().ToString();
+    for (int batch : {5, 1}) {
+      const float* in[] = {x.data()};
+      ASSERT_TRUE((*session)->Run(in, batch).ok());
+      const TensorView y = (*session)->output(0);
+      ASSERT_EQ(y.shape.NumElements(), batch * 4);
+      testing::ExpectNear(std::vector<float>(y.f32(), y.f32() + batch * 4),
+                          std::vector<float>(want.begin(), want.begin() + batch * 4), 1e-4f, 1e-5f);
+    }
+    for (int64_t batch : {5, 2}) {
+      x.resize(batch * 60);
+      want.resize(batch * 4);
+      auto got = testing::RunGraph(*g, {x}, batch);
+      ASSERT_TRUE(got.ok()) << got.status().ToString();
+      testing::ExpectNear((*got)[0], want, 1e-4f, 1e-5f);
+    }
   }
 }
 
