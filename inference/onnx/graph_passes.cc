@@ -78,7 +78,10 @@ Status FoldConstantNodes(Graph* g) {
     bool makes_output = std::any_of(n.outputs.begin(), n.outputs.end(),
                                     [&](int t) { return IsGraphOutput(*g, t); });
     // A graph output must stay produced by a node (the importer adds Copy nodes for that).
-    if (makes_output || !AllInputsConstant(*g, n)) continue;
+    // An output over the batch (a constant Expanded to it) has no value at import.
+    bool over_batch = std::any_of(n.outputs.begin(), n.outputs.end(),
+                                  [&](int t) { return HasBatch(g->tensors[t].dims); });
+    if (makes_output || over_batch || !AllInputsConstant(*g, n)) continue;
     EI_RETURN_IF_ERROR(InferNodeOutputs(n, g));
     EI_RETURN_IF_ERROR(EvaluateConstantNode(n, g));
     removed[i] = true;

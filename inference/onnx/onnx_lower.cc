@@ -101,8 +101,8 @@ Status LowerContext::RefuseUsedOutputs(const onnx::NodeProto& n, int first,
 }
 
 const OnnxLowering* FindLowering(std::string_view op_type) {
-  for (auto part :
-       {NnLowerings(), MathLowerings(), LayoutLowerings(), ValueLowerings(), RnnLowerings()})
+  for (auto part : {NnLowerings(), MathLowerings(), LayoutLowerings(), ValueLowerings(),
+                    RnnLowerings(), SelectLowerings()})
     for (const OnnxLowering& l : part)
       if (op_type == l.op_type) return &l;
   return nullptr;

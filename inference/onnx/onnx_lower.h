@@ -104,6 +104,7 @@ std::span<const OnnxLowering> NnLowerings();      // Conv, Gemm, MatMul, pooling
 std::span<const OnnxLowering> MathLowerings();    // element-wise, activations, softmax
 std::span<const OnnxLowering> LayoutLowerings();  // Reshape, Flatten, (Un)Squeeze, Transpose, ...
 std::span<const OnnxLowering> ValueLowerings();   // Constant, Identity, Dropout, Shape, Gather, ...
-std::span<const OnnxLowering> RnnLowerings();     // LSTM, GRU, RNN; Expand of constants
+std::span<const OnnxLowering> RnnLowerings();     // LSTM, GRU, RNN; Expand
+std::span<const OnnxLowering> SelectLowerings();  // Split, Where, comparisons, Range
 
 }  // namespace edgeinfer

@@ -27,6 +27,25 @@ Status LowerBinary(const NodeProto& n, LowerContext& cx) {
   return cx.Emit(n, kOp, {a, b}, {}).status();
 }
 
+// Max, Min, Sum of one or more inputs: a chain of binary nodes (numpy broadcasting at each).
+// Each link's output takes n's output name; an intermediate is renamed when a link follows.
+template <const char* kOp>
+Status LowerVariadic(const NodeProto& n, LowerContext& cx) {
+  EI_ASSIGN_OR_RETURN(int acc, cx.Tensor(n, 0));
+  if (n.input_size() == 1) {
+    cx.BindTensor(n.output(0), acc);
+    return Status::Ok();
+  }
+  Graph& g = cx.graph();
+  for (int i = 1; i < n.input_size(); ++i) {
+    EI_ASSIGN_OR_RETURN(int next, cx.Tensor(n, i));
+    EI_ASSIGN_OR_RETURN(acc, cx.Emit(n, kOp, {acc, next}, {}));
+    if (i + 1 < n.input_size())
+      g.tensors[acc].name = UniqueTensorName(g, n.output(0) + "/" + std::to_string(i));
+  }
+  return Status::Ok();
+}
+
 template <const char* kOp>
 Status LowerUnary(const NodeProto& n, LowerContext& cx) {
   EI_ASSIGN_OR_RETURN(int x, cx.Tensor(n, 0));
@@ -91,8 +110,30 @@ Status LowerPRelu(const NodeProto& n, LowerContext& cx) {
 // (the other reductions follow in opset 18, beyond the imported range) that may be empty.
 // No axes reduce over all of them, unless noop_with_empty_axes (ReduceSum 13+) makes the node
 // an identity.
+// ReduceProd / ReduceSum of a 1-D shape value over its only axis: torch's x.var() exports the
+// element count as ReduceProd of gathered dims (B x B and similar are refused by SymArith).
+Status FoldReduceInts(const NodeProto& n, LowerContext& cx, SymOp op) {
+  EI_ASSIGN_OR_RETURN(KnownInts v, cx.Ints(n, 0));
+  const std::vector<int64_t> axes = OnnxAttrInts(n, "axes", {});
+  const bool all = axes.empty() || (axes.size() == 1 && (axes[0] == 0 || axes[0] == -1));
+  if (v.shape.size() > 1 || !all || (op == SymOp::kAdd && cx.opset() >= 13 && cx.HasInput(n, 1)))
+    return Status::Unsupported("reduction of shape values other than over a 1-D value");
+  SymInt r = v.values.empty() ? SymInt::Lit(op == SymOp::kMul ? 1 : 0) : v.values[0];
+  for (size_t i = 1; i < v.values.size(); ++i) {
+    EI_ASSIGN_OR_RETURN(r, SymArith(op, r, v.values[i]));
+  }
+  KnownInts out;
+  if (OnnxAttrInt(n, "keepdims", 1) != 0) out.shape = Dims(v.shape.size(), 1);
+  out.values = {r};
+  cx.BindInts(n.output(0), std::move(out));
+  return Status::Ok();
+}
+
 template <const char* kOp>
 Status LowerReduce(const NodeProto& n, LowerContext& cx) {
+  const std::string_view op = kOp;
+  if (cx.IsInts(n, 0) && (op == "ReduceProd" || op == "ReduceSum"))
+    return FoldReduceInts(n, cx, op == "ReduceProd" ? SymOp::kMul : SymOp::kAdd);
   EI_ASSIGN_OR_RETURN(int x, cx.Tensor(n, 0));
   const int64_t rank = static_cast<int64_t>(cx.desc(x).dims.size());
   const bool axes_input = std::string_view(kOp) == "ReduceSum" && cx.opset() >= 13;
@@ -172,6 +213,8 @@ constexpr char kAdd[] = "Add";
 constexpr char kSub[] = "Sub";
 constexpr char kMul[] = "Mul";
 constexpr char kDiv[] = "Div";
+constexpr char kMax[] = "Max";
+constexpr char kMin[] = "Min";
 constexpr char kRelu[] = "Relu";
 constexpr char kSigmoid[] = "Sigmoid";
 constexpr char kTanh[] = "Tanh";
@@ -209,6 +252,9 @@ constexpr OnnxLowering kLowerings[] = {
     {"Sub", LowerBinary<SymOp::kSub, kSub>},
     {"Mul", LowerBinary<SymOp::kMul, kMul>},
     {"Div", LowerBinary<SymOp::kDiv, kDiv>},
+    {"Max", LowerVariadic<kMax>},
+    {"Min", LowerVariadic<kMin>},
+    {"Sum", LowerVariadic<kAdd>},
     {"Relu", LowerUnary<kRelu>},
     {"Sigmoid", LowerUnary<kSigmoid>},
     {"Tanh", LowerUnary<kTanh>},

@@ -114,6 +114,66 @@ Status LowerConv(const NodeProto& n, LowerContext& cx) {
   return cx.Emit(n, "Conv", inputs, a).status();
 }
 
+// Python's floor division (ONNX's reference computes ConvTranspose pads with it).
+int64_t FloorDiv2(int64_t v) { return v >= 0 ? v / 2 : -((-v + 1) / 2); }
+
+// ConvTranspose, 1-D and 2-D. An output_shape or SAME auto_pad becomes explicit pads as ONNX's
+// reference computes them (a negative end pad extends the output, as output_padding does).
+Status LowerConvTranspose(const NodeProto& n, LowerContext& cx) {
+  EI_ASSIGN_OR_RETURN(int x, cx.Tensor(n, 0));
+  EI_ASSIGN_OR_RETURN(int w, cx.Tensor(n, 1));
+  EI_ASSIGN_OR_RETURN(int b, Optional(n, cx, 2));
+  const Dims xd = cx.desc(x).dims;
+  const Dims& wd = cx.desc(w).dims;
+  const size_t rank = xd.size();
+  if (rank != 3 && rank != 4)
+    return Status::Unsupported("ConvTranspose of a rank " + std::to_string(rank) +
+                               " input (1-D and 2-D are supported)");
+  if (wd.size() != rank)
+    return Status::InvalidArgument("weights " + DimsToString(wd) + " do not match the input");
+  const size_t spatial = rank - 2;
+  const auto kernel =
+      OnnxAttrInts(n, "kernel_shape", std::vector<int64_t>(wd.begin() + 2, wd.end()));
+  const auto strides = OnnxAttrInts(n, "strides", std::vector<int64_t>(spatial, 1));
+  const auto dilations = OnnxAttrInts(n, "dilations", std::vector<int64_t>(spatial, 1));
+  const auto out_pad = OnnxAttrInts(n, "output_padding", std::vector<int64_t>(spatial, 0));
+  auto pads = OnnxAttrInts(n, "pads", std::vector<int64_t>(2 * spatial, 0));
+  const std::string auto_pad = OnnxAttrString(n, "auto_pad", "NOTSET");
+  if (auto_pad != "NOTSET" && auto_pad != "VALID" && auto_pad != "SAME_UPPER" &&
+      auto_pad != "SAME_LOWER")
+    return Status::Unsupported("auto_pad '" + auto_pad + "'");
+  if (kernel.size() != spatial || strides.size() != spatial || dilations.size() != spatial ||
+      out_pad.size() != spatial || pads.size() != 2 * spatial)
+    return Status::InvalidArgument("window attributes need one value per spatial axis");
+  if (auto_pad == "VALID") pads.assign(2 * spatial, 0);
+  std::vector<int64_t> out_shape = OnnxAttrInts(n, "output_shape", {});
+  if (out_shape.empty() && auto_pad.rfind("SAME", 0) == 0)
+    for (size_t i = 0; i < spatial; ++i) out_shape.push_back(xd[2 + i] * strides[i]);
+  if (!out_shape.empty()) {
+    if (out_shape.size() == rank) out_shape.erase(out_shape.begin(), out_shape.begin() + 2);
+    if (out_shape.size() != spatial)
+      return Status::InvalidArgument("output_shape needs one value per spatial axis");
+    for (size_t i = 0; i < spatial; ++i) {
+      if (xd[2 + i] < 1) return Status::Unsupported("spatial dims must be literal");
+      const int64_t total = strides[i] * (xd[2 + i] - 1) + out_pad[i] +
+                            (kernel[i] - 1) * dilations[i] + 1 - out_shape[i];
+      const bool upper = auto_pad == "SAME_UPPER";
+      pads[i] = upper ? FloorDiv2(total) : total - FloorDiv2(total);
+      pads[i + spatial] = upper ? total - FloorDiv2(total) : FloorDiv2(total);
+    }
+  }
+  Attrs a;
+  a.Set("kernel_shape", kernel);
+  a.Set("strides", strides);
+  a.Set("dilations", dilations);
+  a.Set("pads", pads);
+  a.Set("output_padding", out_pad);
+  a.Set("group", OnnxAttrInt(n, "group", 1));
+  std::vector<int> inputs = {x, w};
+  if (b >= 0) inputs.push_back(b);
+  return cx.Emit(n, "ConvTranspose", inputs, a).status();
+}
+
 Status LowerMaxPool(const NodeProto& n, LowerContext& cx) {
   if (OnnxAttrInt(n, "storage_order", 0) != 0)
     return Status::Unsupported("storage_order=1 (column-major indices) is not supported");
@@ -212,6 +272,48 @@ Status LowerLayerNorm(const NodeProto& n, LowerContext& cx) {
   return Status::Ok();
 }
 
+// InstanceNormalization (torch's InstanceNorm and GroupNorm, which exports Reshape to
+// [N, groups, -1], InstanceNormalization with unit scale and zero bias, Reshape back, then the
+// affine Mul and Add): LayerNormalization over the spatial axes [2, rank) with a unit scale, then
+// a per-channel Mul and Add by constants unless they are 1 and 0.
+Status LowerInstanceNorm(const NodeProto& n, LowerContext& cx) {
+  EI_ASSIGN_OR_RETURN(int x, cx.Tensor(n, 0));
+  EI_ASSIGN_OR_RETURN(std::vector<float> scale, cx.ConstantFloats(n, 1));
+  EI_ASSIGN_OR_RETURN(std::vector<float> bias, cx.ConstantFloats(n, 2));
+  const Dims dims = cx.desc(x).dims;
+  if (dims.size() < 3) return Status::InvalidArgument("X must have rank 3 or more");
+  if (dims[1] < 0) return Status::Unsupported("the channel axis holds the batch");
+  if (static_cast<int64_t>(scale.size()) != dims[1] || static_cast<int64_t>(bias.size()) != dims[1])
+    return Status::InvalidArgument("scale and B must hold " + std::to_string(dims[1]) +
+                                   " values (one per channel)");
+  Graph& g = cx.graph();
+  Dims per_channel(dims.size() - 1, 1);
+  per_channel[0] = dims[1];
+  const bool unit = std::all_of(scale.begin(), scale.end(), [](float v) { return v == 1.f; });
+  const bool zero = std::all_of(bias.begin(), bias.end(), [](float v) { return v == 0.f; });
+  // Each step's output takes n's output name; an intermediate is renamed when a step follows.
+  auto step = [&](const std::string& op, std::vector<int> in, Attrs a, bool last) -> Result<int> {
+    EI_ASSIGN_OR_RETURN(int t, cx.Emit(n, op, std::move(in), std::move(a)));
+    if (!last) g.tensors[t].name = UniqueTensorName(g, n.output(0) + "/" + op);
+    return t;
+  };
+  const int one = AddFloatConstant(&g, UniqueTensorName(g, n.name() + "/one"), {1}, {1.f});
+  Attrs ln;
+  ln.Set("axis", int64_t{2});
+  ln.Set("epsilon", OnnxAttrFloat(n, "epsilon", 1e-5f));
+  EI_ASSIGN_OR_RETURN(int y, step("LayerNormalization", {x, one}, ln, unit && zero));
+  if (!unit) {
+    const int s =
+        AddFloatConstant(&g, UniqueTensorName(g, n.name() + "/scale"), per_channel, scale);
+    EI_ASSIGN_OR_RETURN(y, step("Mul", {y, s}, {}, zero));
+  }
+  if (!zero) {
+    const int b = AddFloatConstant(&g, UniqueTensorName(g, n.name() + "/bias"), per_channel, bias);
+    EI_ASSIGN_OR_RETURN(y, step("Add", {y, b}, {}, true));
+  }
+  return Status::Ok();
+}
+
 template <const char* kOp>
 Status LowerGlobalPool(const NodeProto& n, LowerContext& cx) {
   EI_ASSIGN_OR_RETURN(int x, cx.Tensor(n, 0));
@@ -223,6 +325,7 @@ constexpr char kGlobalMaxPool[] = "GlobalMaxPool";
 
 constexpr OnnxLowering kLowerings[] = {
     {"Conv", LowerConv},
+    {"ConvTranspose", LowerConvTranspose},
     {"Gemm", LowerGemm},
     {"MatMul", LowerMatMul},
     {"MaxPool", LowerMaxPool},
@@ -231,6 +334,7 @@ constexpr OnnxLowering kLowerings[] = {
     {"GlobalMaxPool", LowerGlobalPool<kGlobalMaxPool>},
     {"BatchNormalization", LowerBatchNorm},
     {"LayerNormalization", LowerLayerNorm},
+    {"InstanceNormalization", LowerInstanceNorm},
 };
 
 }  // namespace

@@ -3,7 +3,8 @@
 // not see: activations must be the defaults, a constant sequence_lens equal to the sequence
 // length is dropped (shorter sequences are refused), and an initial state that is all zeros
 // (torch exports ConstantOfShape zeros over the batch) is dropped, since absent means zeros.
-// Expand of a constant is here too: it is how torch makes that zero state for a static batch.
+// Expand is here too: it is how torch makes that zero state for a static batch (other Expands
+// become an internal Expand node).
 // The internal node always has all outputs (Y, Y_h and, for LSTM, Y_c); unused ones are
 // computed into buffers nobody reads.
 #include <algorithm>
@@ -146,12 +147,31 @@ Status LowerRecurrent(const NodeProto& n, LowerContext& cx) {
   return Status::Ok();
 }
 
-// Expand of a float constant (torch's initial state of a seq-first RNN: Expand of zeros to
-// [layers, batch, hidden]): a constant, or a zeros value when the shape has the batch. Expand of
-// a computed tensor is refused.
+// An internal Expand of x to `out`, added without constant folding: a constant expanded over
+// the batch cannot be evaluated at import.
+Status EmitExpand(const NodeProto& n, LowerContext& cx, int x, const Dims& out) {
+  Graph& g = cx.graph();
+  Node node;
+  node.name = n.name();
+  node.op = "Expand";
+  node.inputs = {x};
+  node.attrs.Set("shape", out);
+  TensorDesc desc;
+  desc.name = n.output(0);
+  node.outputs = {g.AddTensor(desc)};
+  EI_RETURN_IF_ERROR(InferNodeOutputs(node, &g));
+  g.nodes.push_back(node);
+  cx.BindTensor(n.output(0), node.outputs[0]);
+  return Status::Ok();
+}
+
+// Expand of a float constant without the batch: a constant. Zeros over the batch (torch's
+// initial state of a seq-first RNN: Expand of zeros to [layers, batch, hidden]): a zeros value.
+// Anything else (a learned token expanded to the batch, ViT's cls_token.expand(B, -1, -1), or a
+// computed tensor): an internal Expand node.
 Status LowerExpand(const NodeProto& n, LowerContext& cx) {
-  EI_ASSIGN_OR_RETURN(std::vector<float> v, cx.ConstantFloats(n, 0));
-  const Dims in = cx.desc(cx.TensorOf(n.input(0))).dims;
+  EI_ASSIGN_OR_RETURN(int x, cx.Tensor(n, 0));
+  const Dims in = cx.desc(x).dims;
   EI_ASSIGN_OR_RETURN(KnownInts shape, cx.Ints(n, 1));
   Dims want;
   for (const SymInt& d : shape.values) {
@@ -169,9 +189,15 @@ Status LowerExpand(const NodeProto& n, LowerContext& cx) {
                                      DimsToString(want));
     out[i] = a == 1 ? b : a;
   }
+  if (out == in) {
+    cx.BindTensor(n.output(0), x);
+    return Status::Ok();
+  }
+  if (!IsFloatConstant(cx.graph(), x)) return EmitExpand(n, cx, x, out);
+  const std::vector<float> v = ConstantFloats(cx.graph(), x);
   if (HasBatch(out)) {
     if (std::any_of(v.begin(), v.end(), [](float f) { return f != 0.f; }))
-      return Status::Unsupported("Expand of a non-zero constant over the batch");
+      return EmitExpand(n, cx, x, out);
     cx.BindZeros(n.output(0), out);
     return Status::Ok();
   }

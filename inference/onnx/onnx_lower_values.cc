@@ -226,7 +226,7 @@ Status SliceZeros(const NodeProto& n, LowerContext& cx, Dims dims) {
 // Emits an internal Slice of axis [start, end) of x; the output takes n's output name, which
 // a later node of the same lowering may take over (the intermediate is then renamed).
 Result<int> EmitSlice(const NodeProto& n, LowerContext& cx, int x, int64_t axis, int64_t start,
-                      int64_t end) {
+                      int64_t end, int64_t step = 1) {
   const int prev = cx.TensorOf(n.output(0));
   if (prev >= 0 && prev == x)
     cx.graph().tensors[x].name = UniqueTensorName(cx.graph(), n.output(0) + "/part");
@@ -234,20 +234,19 @@ Result<int> EmitSlice(const NodeProto& n, LowerContext& cx, int x, int64_t axis,
   a.Set("axis", axis);
   a.Set("start", start);
   a.Set("end", end);
+  if (step != 1) a.Set("step", step);
   return cx.Emit(n, "Slice", {x}, a);
 }
 
-// Slice of a float tensor, step 1, on literal axes: one internal Slice per axis that shrinks.
+// Slice of a float tensor on literal axes: one internal Slice per axis that changes (any
+// non-zero step: torch's x[:, ::2], x.flip(1)).
 Status SliceTensor(const NodeProto& n, LowerContext& cx) {
   EI_ASSIGN_OR_RETURN(int x, cx.Tensor(n, 0));
   EI_ASSIGN_OR_RETURN(std::vector<AxisRange> ranges, ReadSliceRanges(n, cx, cx.desc(x).dims));
   for (const AxisRange& r : ranges) {
-    if (r.step != 1)
-      return Status::Unsupported("Slice of a float tensor with step " + std::to_string(r.step) +
-                                 " (only step 1 is supported)");
     if (r.count == 0) return Status::Unsupported("Slice to an empty tensor");
-    if (r.count == cx.desc(x).dims[r.axis]) continue;
-    EI_ASSIGN_OR_RETURN(x, EmitSlice(n, cx, x, r.axis, r.start, r.end));
+    if (r.step == 1 && r.count == cx.desc(x).dims[r.axis]) continue;
+    EI_ASSIGN_OR_RETURN(x, EmitSlice(n, cx, x, r.axis, r.start, r.end, r.step));
   }
   cx.BindTensor(n.output(0), x);
   return Status::Ok();
@@ -255,10 +254,44 @@ Status SliceTensor(const NodeProto& n, LowerContext& cx) {
 
 // Gather of one literal index from a float tensor (torch's y[:, -1]): a Slice of that axis and,
 // for a scalar index, a Reshape that drops it.
+// Gather of literal indices from a float constant (an nn.Embedding table read at
+// torch.arange(T): learned positions) is a constant: out = data[:axis] + indices + data[axis+1:].
+Status GatherConstant(const NodeProto& n, LowerContext& cx, int x, const KnownInts& indices,
+                      const std::vector<int64_t>& index) {
+  const Dims dims = cx.desc(x).dims;
+  const int64_t rank = static_cast<int64_t>(dims.size());
+  EI_ASSIGN_OR_RETURN(int64_t axis, NormalizeAxis(OnnxAttrInt(n, "axis", 0), rank));
+  int64_t outer = 1, inner = 1;
+  for (int64_t k = 0; k < axis; ++k) outer *= dims[k];
+  for (int64_t k = axis + 1; k < rank; ++k) inner *= dims[k];
+  const int64_t len = dims[axis];
+  const std::vector<float> data = ConstantFloats(cx.graph(), x);
+  if (outer * static_cast<int64_t>(index.size()) * inner > (int64_t{1} << 26))
+    return Status::Unsupported("Gather to a constant of more than 2^26 values");
+  std::vector<float> out;
+  out.reserve(outer * index.size() * inner);
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i : index) {
+      const int64_t at = i < 0 ? i + len : i;
+      if (at < 0 || at >= len)
+        return Status::InvalidArgument("Gather index " + std::to_string(i) +
+                                       " is out of range for " + DimsToString(dims));
+      const float* row = data.data() + (o * len + at) * inner;
+      out.insert(out.end(), row, row + inner);
+    }
+  Dims out_dims(dims.begin(), dims.begin() + axis);
+  out_dims.insert(out_dims.end(), indices.shape.begin(), indices.shape.end());
+  out_dims.insert(out_dims.end(), dims.begin() + axis + 1, dims.end());
+  cx.BindTensor(n.output(0), AddFloatConstant(&cx.graph(), n.output(0), out_dims, out));
+  return Status::Ok();
+}
+
 Status GatherTensor(const NodeProto& n, LowerContext& cx) {
   EI_ASSIGN_OR_RETURN(int x, cx.Tensor(n, 0));
   EI_ASSIGN_OR_RETURN(KnownInts indices, cx.Ints(n, 1));
   Result<std::vector<int64_t>> index = indices.Literals();
+  if (index.ok() && IsFloatConstant(cx.graph(), x) && !HasBatch(cx.desc(x).dims))
+    return GatherConstant(n, cx, x, indices, *index);
   if (!index.ok() || index->size() != 1 || indices.shape.size() > 1)
     return Status::Unsupported("Gather on the float tensor '" + n.input(0) +
                                "' needs a single literal index");

@@ -90,6 +90,8 @@ std::span<const OpDef> BasicOps() {
       {"Mul", InferBinary, CreateMul},
       {"Div", InferBinary, CreateDiv},
       {"Pow", InferBinary, CreatePow},
+      {"Max", InferBinary, CreateMax},
+      {"Min", InferBinary, CreateMin},
       {"PRelu", InferPRelu, CreatePRelu},
       {"Relu", InferUnary, CreateRelu},
       {"LeakyRelu", InferLeakyRelu, CreateLeakyRelu},
@@ -102,6 +104,9 @@ std::span<const OpDef> BasicOps() {
       {"Transpose", InferTranspose, CreateTranspose},
       {"Concat", InferConcat, CreateConcat},
       {"Copy", InferCopy, CreateCopy},
+      {"Where", InferWhere, CreateWhere},
+      {"Expand", InferExpand, CreateExpand},
+      {"ConvTranspose", InferConvTranspose, CreateConvTranspose},
   };
   return kOps;
 }

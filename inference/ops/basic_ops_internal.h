@@ -70,6 +70,8 @@ KernelResult CreateSub(const Node& node, const Graph& graph);
 KernelResult CreateMul(const Node& node, const Graph& graph);
 KernelResult CreateDiv(const Node& node, const Graph& graph);
 KernelResult CreatePow(const Node& node, const Graph& graph);
+KernelResult CreateMax(const Node& node, const Graph& graph);
+KernelResult CreateMin(const Node& node, const Graph& graph);
 Status InferPRelu(const Node& node, const Graph& graph, std::vector<TensorDesc>* outs);
 KernelResult CreatePRelu(const Node& node, const Graph& graph);
 Status InferUnary(const Node& node, const Graph& graph, std::vector<TensorDesc>* outs);
@@ -95,5 +97,15 @@ Status InferConcat(const Node& node, const Graph& graph, std::vector<TensorDesc>
 KernelResult CreateConcat(const Node& node, const Graph& graph);
 Status InferCopy(const Node& node, const Graph& graph, std::vector<TensorDesc>* outs);
 KernelResult CreateCopy(const Node& node, const Graph& graph);
+
+// conv_transpose.cc
+Status InferConvTranspose(const Node& node, const Graph& graph, std::vector<TensorDesc>* outs);
+KernelResult CreateConvTranspose(const Node& node, const Graph& graph);
+
+// where_expand.cc
+Status InferWhere(const Node& node, const Graph& graph, std::vector<TensorDesc>* outs);
+KernelResult CreateWhere(const Node& node, const Graph& graph);
+Status InferExpand(const Node& node, const Graph& graph, std::vector<TensorDesc>* outs);
+KernelResult CreateExpand(const Node& node, const Graph& graph);
 
 }  // namespace edgeinfer::basic_ops

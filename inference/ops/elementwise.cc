@@ -1,4 +1,4 @@
-// Element-wise ops: Add, Sub, Mul, Div, Pow (numpy broadcasting, fused activation), PRelu
+// Element-wise ops: Add, Sub, Mul, Div, Pow, Max, Min (numpy broadcasting, fused activation), PRelu
 // (slope broadcast onto X) and the activations Relu, LeakyRelu, Sigmoid, Tanh, Clip.
 #include <algorithm>
 #include <cmath>
@@ -70,6 +70,13 @@ struct DivOp {
 };
 struct PowOp {
   static float Apply(float a, float b) { return std::pow(a, b); }
+};
+// Max and Min propagate NaN from either side, as numpy's maximum/minimum (ONNX's reference).
+struct MaxOp {
+  static float Apply(float a, float b) { return (a != a || a > b) ? a : b; }
+};
+struct MinOp {
+  static float Apply(float a, float b) { return (a != a || a < b) ? a : b; }
 };
 struct PReluOp {
   static float Apply(float x, float slope) { return x < 0.f ? x * slope : x; }
@@ -229,6 +236,8 @@ KernelResult CreateMul(const Node& node, const Graph&) { return CreateBinary<Mul
 KernelResult CreateDiv(const Node& node, const Graph&) { return CreateBinary<DivOp>(node); }
 KernelResult CreatePow(const Node& node, const Graph&) { return CreateBinary<PowOp>(node); }
 KernelResult CreatePRelu(const Node& node, const Graph&) { return CreateBinary<PReluOp>(node); }
+KernelResult CreateMax(const Node& node, const Graph&) { return CreateBinary<MaxOp>(node); }
+KernelResult CreateMin(const Node& node, const Graph&) { return CreateBinary<MinOp>(node); }
 
 // PRelu's slope broadcasts onto X (unidirectionally): the output has X's dims.
 Status InferPRelu(const Node& node, const Graph& graph, std::vector<TensorDesc>* outs) {

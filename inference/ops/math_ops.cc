@@ -41,6 +41,7 @@ std::span<const OpDef> MathOps() {
       {"Gelu", InferUnaryMath, CreateUnaryMath},
       {"LayerNormalization", InferLayerNorm, CreateLayerNorm},
       {"Pad", InferPad, CreatePad},
+      {"Resize", InferResize, CreateResize},
   };
   return kOps;
 }

@@ -28,4 +28,8 @@ KernelResult CreateLayerNorm(const Node& node, const Graph& graph);
 Status InferPad(const Node& node, const Graph& graph, std::vector<TensorDesc>* outs);
 KernelResult CreatePad(const Node& node, const Graph& graph);
 
+// resize.cc
+Status InferResize(const Node& node, const Graph& graph, std::vector<TensorDesc>* outs);
+KernelResult CreateResize(const Node& node, const Graph& graph);
+
 }  // namespace edgeinfer::math_ops

@@ -809,7 +809,19 @@ TEST(OnnxLower, GatherAndSliceOfAFloatTensorOnLiteralAxes) {
   step.Input("x", {-1, 4, 3}).Output("z", {-1, 2, 3});
   step.IntInit("s", {0}).IntInit("e", {4}).IntInit("a", {1}).IntInit("st", {2});
   step.Node("Slice", {"x", "s", "e", "a", "st"}, {"z"}, "sl");
-  ExpectError(step, {"node 'sl' (Slice)", "step 2"});
+  auto stepped = testing::RunGraph(MustImport(step), {x}, 2);  // x[:, ::2]
+  ASSERT_TRUE(stepped.ok()) << stepped.status().ToString();
+  EXPECT_EQ((*stepped)[0], (std::vector<float>{0, 1, 2, 6, 7, 8, 12, 13, 14, 18, 19, 20}));
+
+  OnnxBuilder flip;  // torch's x.flip(1): start -1, end INT64_MIN, step -1
+  flip.Input("x", {-1, 4, 3}).Output("z", {-1, 4, 3});
+  flip.IntInit("s", {-1}).IntInit("e", {std::numeric_limits<int64_t>::min()});
+  flip.IntInit("a", {1}).IntInit("st", {-1});
+  flip.Node("Slice", {"x", "s", "e", "a", "st"}, {"z"});
+  auto flipped =
+      testing::RunGraph(MustImport(flip), {std::vector<float>(x.begin(), x.begin() + 12)}, 1);
+  ASSERT_TRUE(flipped.ok()) << flipped.status().ToString();
+  EXPECT_EQ((*flipped)[0], (std::vector<float>{9, 10, 11, 6, 7, 8, 3, 4, 5, 0, 1, 2}));
 }
 
 // Small torch exports (tests/data/rnn/gen.py: batch_first, a Linear head on y[:, -1]) against
