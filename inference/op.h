@@ -64,8 +64,9 @@ const OpDef* FindOp(std::string_view name);
 std::vector<const OpDef*> AllOps();
 
 // Provided by the op groups (inference/ops/*_ops.cc).
-std::span<const OpDef> NnOps();          // Conv, Gemm, MatMul, pooling, BatchNormalization
-std::span<const OpDef> BasicOps();       // element-wise, softmax, layout ops
+std::span<const OpDef> NnOps();  // Conv, Gemm, MatMul, pooling, BatchNormalization
+// Element-wise, softmax, layout ops, Where, Expand, ConvTranspose.
+std::span<const OpDef> BasicOps();
 std::span<const OpDef> DenseOps();       // fully connected layers on pre-packed weights
 std::span<const OpDef> StaticInt8Ops();  // QGemm, QConv, QMaxPool (static_int8_ops.cc)
 std::span<const OpDef> MathOps();        // reductions, unary math, activations, LayerNorm, Pad

@@ -210,7 +210,7 @@ int Convert(int argc, char** argv) {
   OnnxImportOptions options;
   options.run_checker = !args->Has("--no-check");
   auto graph = ImportOnnxFile(in, options);
-  if (!graph.ok()) return Fail(in + ": " + graph.status().ToString());
+  if (!graph.ok()) return Fail(graph.status().ToString());  // the importer names the file
   std::fprintf(stderr, "imported %zu nodes, %zu tensors, %.1f KiB of weights in %.2f s\n",
                graph->nodes.size(), graph->tensors.size(), graph->WeightBytes() / 1024.0,
                SecondsSince(t0));
