@@ -192,18 +192,33 @@ class PublishQueue {
     void* context;
   };
 
-  // False when `kMaxQueued` publishes are waiting already.
-  bool Push(mqtt::message_ptr message, uint64_t tag) {
+  // False when `kMaxQueued` publishes are waiting already. *pump: whether the caller must hand
+  // it over (Pump) itself. Not while a publish of ours is inside Paho: its completion, on Paho's
+  // receive thread, pumps (see OnPublishDone). Why: that thread holds Paho's mutex anyway, while
+  // a publish from any other thread waits for that mutex, which the receive thread also holds
+  // while it runs the message callbacks (decoding, tens of microseconds): at saturation the
+  // outbox thread blocked on it for almost every result.
+  bool Push(mqtt::message_ptr message, uint64_t tag, bool* pump) {
     std::lock_guard<std::mutex> lock(mu_);
     if (queue_.size() >= kMaxQueued) return false;
     queue_.push_back({std::move(message), NewSlot(tag)});
+    *pump = in_paho_ == 0;
     return true;
   }
   // The next publish to hand to Paho, unless none waits, the window is full or another thread is
   // handing one over (which then looks again). Call Handed() after handing it over.
+  //
+  // Once the window has filled, nothing more goes in until a quarter of it is free again; then
+  // that quarter goes in at once. Why: each publish wakes Paho's send thread, which then fights
+  // the receive thread for Paho's mutex (held during callbacks); handing one publish per PUBACK
+  // cost two context switches per message at saturation, a group costs them once. The window
+  // stays at least three quarters full, so the broker never waits for us.
   std::optional<Item> Next() {
     std::lock_guard<std::mutex> lock(mu_);
-    if (handing_ || queue_.empty() || in_paho_ >= window_) return std::nullopt;
+    if (handing_ || queue_.empty()) return std::nullopt;
+    if (in_paho_ >= window_) refill_ = true;
+    if (refill_ && in_paho_ > window_ - std::max(1, window_ / 4)) return std::nullopt;
+    refill_ = false;
     handing_ = true;
     ++in_paho_;
     Item item = std::move(queue_.front());
@@ -276,6 +291,7 @@ class PublishQueue {
   std::deque<Item> queue_;
   int in_paho_ = 0;
   int window_ = kMaxInflight;
+  bool refill_ = false;  // the window filled: wait until a group's room is free
   bool handing_ = false;
   std::vector<uint64_t> tags_;
   std::vector<bool> used_;
@@ -770,11 +786,12 @@ bool MqttLink::Publish(std::string_view topic, std::string_view payload, int qos
   Impl& impl = *impl_;
   if (!ValidTopicName(topic) || qos < 0 || qos > 2) {
     Log(impl.role, "publish on '" + std::string(topic) + "' refused: bad topic name or QoS");
-  } else if (impl.is_connected && !impl.stopped &&
+  } else if (bool pump = false;
+             impl.is_connected && !impl.stopped &&
              impl.queue.Push(mqtt::message::create(std::string(topic), payload.data(),
                                                    payload.size(), qos, retained),
-                             tag)) {
-    impl.Pump();
+                             tag, &pump)) {
+    if (pump) impl.Pump();
     return true;
   }
   impl.publish_failures.fetch_add(1, std::memory_order_relaxed);

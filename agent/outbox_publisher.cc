@@ -58,7 +58,17 @@ void OutboxPublisher::PublishResult(const std::string& pipeline, uint64_t sequen
   std::lock_guard<std::mutex> lock(mu_);
   pending_.push_back(std::move(m));
   ++handed_over_;
-  if (pending_.size() == 1 || pending_.size() == kAppendGroup) cv_.notify_one();
+  if ((pending_.size() == 1 && !bursts_) || pending_.size() == kAppendGroup) cv_.notify_one();
+}
+
+// A batch's results are all here: store and send them now rather than after the group wait
+// (which cost up to a millisecond of latency per result, and a timed wake-up per batch).
+void OutboxPublisher::EndOfBurst() {
+  std::lock_guard<std::mutex> lock(mu_);
+  bursts_ = true;
+  if (pending_.empty()) return;
+  flush_ = true;
+  cv_.notify_one();
 }
 
 void OutboxPublisher::OnDelivered(uint64_t tag, bool ok) {
@@ -105,11 +115,13 @@ void OutboxPublisher::Loop() {
         return stop_ || !pending_.empty() || acks_.size() >= ack_wake_ || release_;
       });
       // Results come in bursts (a batch of inferences): give the rest of the burst up to a
-      // millisecond to join, so that one transaction and one wake-up carry it.
+      // millisecond to join (or until EndOfBurst says it is complete), so that one transaction
+      // and one wake-up carry it.
       if (!pending_.empty() && pending_.size() < kAppendGroup)
         cv_.wait_for(lock, kAppendGroupWait,
-                     [&] { return stop_ || pending_.size() >= kAppendGroup; });
+                     [&] { return stop_ || flush_ || pending_.size() >= kAppendGroup; });
       if (stop_) return;
+      flush_ = false;
       batch.swap(pending_);
       acks.swap(acks_);
       release = std::exchange(release_, false);

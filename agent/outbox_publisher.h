@@ -39,6 +39,7 @@ class OutboxPublisher final : public ResultPublisher,
 
   void PublishResult(const std::string& pipeline, uint64_t sequence, const std::string& topic,
                      std::string payload) override;
+  void EndOfBurst() override;
   void OnDelivered(uint64_t tag, bool ok) override;
   void OnConnected() override { SetConnected(true); }
   void OnDisconnected() override { SetConnected(false); }
@@ -68,6 +69,8 @@ class OutboxPublisher final : public ResultPublisher,
   uint64_t handed_over_ = 0;         // results received by PublishResult
   std::atomic<uint64_t> stored_{0};  // of them, through Append
   bool connected_ = false, release_ = false, stop_ = false;
+  bool flush_ = false;   // EndOfBurst: store what is pending without waiting for more
+  bool bursts_ = false;  // the producer calls EndOfBurst (so a first result need not wake)
   std::vector<ClaimedMessage> claimed_;  // the loop thread's
   bool in_memory_ = false;               // the loop thread's: the last Append went to memory
   std::atomic<uint64_t> delivered_{0};

@@ -252,6 +252,11 @@ void Pipeline::Impl::OnResult(const Completion& c) {
     Reject(r, p.topic, "stream '" + p.stream + "': " + c.status.message());
   }
   pending->Release(slot);
+  // A batch's last result (or failure), and no full batch queued behind it: the publisher need
+  // not wait for more (a partial batch waits for its timeout). With a full batch queued
+  // (saturation), its results join the group instead: fewer outbox transactions.
+  if (c.batch_size > 0 && c.index_in_batch + 1 == c.batch_size && !batcher->FullBatchQueued())
+    publisher->EndOfBurst();
 }
 
 void Pipeline::Impl::Publish(const Completion& c, const PendingInput& p) {

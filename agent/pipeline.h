@@ -25,22 +25,22 @@
 #include <string_view>
 
 #include "agent/config.h"
-#include "telemetry/metrics.h"
 #include "common/status.h"
 #include "inference/model.h"
+#include "telemetry/metrics.h"
 
 namespace edgeinfer::agent {
 
 // Why a message was rejected; each has a counter and a name in telemetry and on the errors
 // topic.
 enum class RejectReason {
-  kMalformed,      // not JSON / not an array of numbers / wrong byte count for f32le
-  kWrongLength,    // a one-message input of the wrong number of values
-  kNonFinite,      // NaN or Inf among the values
-  kOversized,      // payload above input.max_payload_bytes
-  kUnknownTopic,   // no pipeline matches (counted by the router)
-  kQueueOverflow,  // accepted, then dropped as the oldest under a burst
-  kStreamEvicted,  // a stream's partial window dropped to keep max_streams
+  kMalformed,        // not JSON / not an array of numbers / wrong byte count for f32le
+  kWrongLength,      // a one-message input of the wrong number of values
+  kNonFinite,        // NaN or Inf among the values
+  kOversized,        // payload above input.max_payload_bytes
+  kUnknownTopic,     // no pipeline matches (counted by the router)
+  kQueueOverflow,    // accepted, then dropped as the oldest under a burst
+  kStreamEvicted,    // a stream's partial window dropped to keep max_streams
   kInferenceFailed,  // accepted, then the model run failed (not the input's fault)
   kCount,
 };
@@ -53,6 +53,10 @@ struct ResultPublisher {
   // `sequence` counts per pipeline from 1 per boot, in the order results are produced.
   virtual void PublishResult(const std::string& pipeline, uint64_t sequence,
                              const std::string& topic, std::string payload) = 0;
+  // The results handed over so far are all there is for now (a batch's last result, with no
+  // full batch queued behind it): a publisher that gathers results into groups may send them at
+  // once instead of waiting for more.
+  virtual void EndOfBurst() {}
 };
 
 struct ErrorReporter {
@@ -65,12 +69,12 @@ struct ErrorReporter {
 struct PipelineStats {
   uint64_t messages_in = 0;
   uint64_t rejected[static_cast<int>(RejectReason::kCount)] = {};
-  uint64_t windows = 0;          // model inputs formed
+  uint64_t windows = 0;  // model inputs formed
   uint64_t inferences = 0;
   uint64_t batches = 0;
   uint64_t results_published = 0;
   uint64_t queue_depth = 0;
-  uint64_t streams = 0;          // streams with open windows
+  uint64_t streams = 0;  // streams with open windows
   double mean_batch_size = 0;
   int max_batch = 0;          // the current target (the memory watchdog lowers it)
   int max_batch_ceiling = 0;  // batch.max_size as the model allows it
@@ -81,12 +85,9 @@ struct PipelineStats {
 class Pipeline {
  public:
   // Loads nothing itself: `model` is already loaded (or converted) by the caller.
-  static Result<std::unique_ptr<Pipeline>> Create(const PipelineConfig& config,
-                                                  const AgentConfig& agent,
-                                                  std::shared_ptr<const Model> model,
-                                                  const std::string& boot_id,
-                                                  ResultPublisher* publisher,
-                                                  ErrorReporter* errors);
+  static Result<std::unique_ptr<Pipeline>> Create(
+      const PipelineConfig& config, const AgentConfig& agent, std::shared_ptr<const Model> model,
+      const std::string& boot_id, ResultPublisher* publisher, ErrorReporter* errors);
   ~Pipeline();
 
   const std::string& name() const;

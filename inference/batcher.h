@@ -148,6 +148,12 @@ class Batcher {
   // time to run what is ahead of it); it grows when every worker is stalled, busy or not.
   std::chrono::nanoseconds OldestOverdue() const;
 
+  // Whether a full batch (of the current target size) is queued now, so that a worker takes it at
+  // once rather than after the timeout. Lock-free, and stale by the time it is used: a hint.
+  bool FullBatchQueued() const {
+    return queue_depth_.load(std::memory_order_relaxed) >=
+           static_cast<size_t>(target_atomic_.load(std::memory_order_relaxed));
+  }
   size_t input_sample_floats() const { return sample_floats_; }
   int num_outputs() const { return static_cast<int>(output_floats_.size()); }
   size_t output_sample_floats(int o) const { return output_floats_[o]; }

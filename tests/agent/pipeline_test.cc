@@ -11,6 +11,7 @@
 #include <limits>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "agent/postprocess.h"
 #include "agent/result_json.h"
@@ -40,14 +41,24 @@ class FakePublisher : public ResultPublisher {
     std::lock_guard<std::mutex> lock(mu_);
     got_.push_back({pipeline, topic, sequence, json::parse(payload)});
   }
+  void EndOfBurst() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    burst_ends_.push_back(got_.size());
+  }
   std::vector<Published> got() {
     std::lock_guard<std::mutex> lock(mu_);
     return got_;
+  }
+  // How many results had been published at each EndOfBurst call.
+  std::vector<size_t> burst_ends() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return burst_ends_;
   }
 
  private:
   std::mutex mu_;
   std::vector<Published> got_;
+  std::vector<size_t> burst_ends_;
 };
 
 struct Rejection {
@@ -345,6 +356,32 @@ TEST_F(PipelineTest, StopDrainsEveryAcceptedInput) {
   for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i].sequence, i + 1);
   EXPECT_EQ(p->stats().inferences, static_cast<uint64_t>(kMessages));
   EXPECT_EQ(p->StuckSeconds(), 0.0);
+}
+
+// The outbox stores a batch's results as soon as the batch's last one is there: with nothing
+// queued behind the batch, EndOfBurst comes right after that result, never inside a batch.
+TEST_F(PipelineTest, EndOfBurstFollowsTheLastResultOfEachBatch) {
+  PipelineConfig c = Config();
+  c.input.window = 0;
+  c.input.values = {""};
+  c.batch.max_size = 16;
+  c.batch.timeout_ms = 60000;  // batches leave full, and the tail only at Stop
+  auto p = Make(c);
+  ASSERT_TRUE(p);
+  std::string payload = "[";
+  for (int i = 0; i < kSample; ++i) payload += i ? ",0.25" : "0.25";
+  payload += "]";
+  // One batch at a time: the next is sent once the previous one's results are all out.
+  for (size_t sent = 0; sent < 32;) {
+    for (int i = 0; i < 16; ++i, ++sent) p->OnMessage(kTopic, payload);
+    for (int i = 0; i < 5000 && publisher_.got().size() < sent; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  for (int i = 0; i < 8; ++i) p->OnMessage(kTopic, payload);
+  p->Stop();
+  EXPECT_EQ(publisher_.got().size(), 40u);
+  EXPECT_EQ(p->stats().batches, 3u);
+  EXPECT_EQ(publisher_.burst_ends(), (std::vector<size_t>{16, 32, 40}));
 }
 
 TEST_F(PipelineTest, ShedInputsAreReportedAsQueueOverflow) {

@@ -285,6 +285,32 @@ TEST(BatcherTest, ShedOldestDropsQueuedInputsAndReportsThem) {
   EXPECT_EQ(b->ShedOldest(3), 0u);  // nothing left to shed
 }
 
+// The hint a result sink uses to tell whether another batch runs right after this one: true
+// from the moment a whole batch (of the current target size) waits, false below it.
+TEST(BatcherTest, FullBatchQueuedFollowsTheQueueAndTheTarget) {
+  auto b = MakeBatcher({.max_batch = 4, .timeout = seconds(60), .queue_capacity = 64});
+  ASSERT_TRUE(b);
+  RecordingSink sink(1 + 8, /*gate_id=*/0);
+  EXPECT_FALSE(b->FullBatchQueued());
+  for (int id = 0; id < 4; ++id) ASSERT_TRUE(Accepted(SubmitSample(*b, sink, id)));
+  ASSERT_TRUE(sink.WaitForGate());  // the worker holds batch 0..3, blocked in the sink
+  EXPECT_FALSE(b->FullBatchQueued());
+  for (int id = 4; id < 7; ++id) ASSERT_TRUE(Accepted(SubmitSample(*b, sink, id)));
+  EXPECT_FALSE(b->FullBatchQueued());  // 3 of 4
+  ASSERT_TRUE(Accepted(SubmitSample(*b, sink, 7)));
+  EXPECT_TRUE(b->FullBatchQueued());
+  ASSERT_TRUE(b->SetMaxBatch(2).ok());  // a smaller target: 4 queued are two batches
+  EXPECT_TRUE(b->FullBatchQueued());
+  EXPECT_EQ(b->ShedOldest(3), 3u);  // 1 of 2 left
+  EXPECT_FALSE(b->FullBatchQueued());
+  sink.Release();
+  ASSERT_TRUE(sink.WaitForCalls(7));  // 4 run, 3 shed; the last one waits for its timeout
+  EXPECT_FALSE(b->FullBatchQueued());
+  b->Stop();  // runs it
+  EXPECT_EQ(sink.log().size(), 8u);
+  EXPECT_FALSE(b->FullBatchQueued());
+}
+
 TEST(BatcherTest, SetMaxBatchShrinksArenaAndBatchesWhileRunning) {
   constexpr int kTotal = 3000;
   auto b = MakeBatcher(
