@@ -29,6 +29,7 @@
 #include "inference/quant/weight_format.h"
 #include "inference/quantize_graph.h"
 #include "inference/session.h"
+#include "tests/inference/conv_layer_util.h"
 #include "tests/inference/cpu_levels.h"
 #include "tests/inference/op_test_util.h"
 
@@ -36,56 +37,16 @@ namespace edgeinfer {
 namespace {
 
 using quant::CpuLevel;
+using testing::ConvSpec;
 using testing::Numel;
 using testing::ScopedLevel;
 using testing::TestedLevels;
-
-struct ConvSpec {
-  int64_t c, m, group;
-  Dims spatial;  // input H, W or W
-  Dims kernel, strides, dilations, pads;
-};
+using ConvLayer = testing::FloatLayer;
 
 std::string Describe(const ConvSpec& s) {
   return "Conv c=" + std::to_string(s.c) + " m=" + std::to_string(s.m) +
          " group=" + std::to_string(s.group) + " over " + DimsToString(s.spatial) + " kernel " +
          DimsToString(s.kernel);
-}
-
-// A one-Conv float graph (ReLU fused) and its float weight [M, C/g, k...] and bias.
-struct ConvLayer {
-  Graph graph;
-  std::vector<float> w, bias;
-};
-
-ConvLayer MakeConv(const ConvSpec& s, uint32_t seed) {
-  ConvLayer l;
-  Graph& g = l.graph;
-  TensorDesc x;
-  x.name = "x";
-  x.dims = {kBatchDim, s.c};
-  x.dims.insert(x.dims.end(), s.spatial.begin(), s.spatial.end());
-  g.inputs.push_back(g.AddTensor(x));
-  Dims wd = {s.m, s.c / s.group};
-  wd.insert(wd.end(), s.kernel.begin(), s.kernel.end());
-  l.w = testing::RandomFloats(static_cast<size_t>(Numel(wd)), seed, -0.5f, 0.5f);
-  l.bias = testing::RandomFloats(static_cast<size_t>(s.m), seed + 1, -0.5f, 0.5f);
-  Node node;
-  node.name = "conv";
-  node.op = "Conv";
-  node.attrs.Set("group", s.group);
-  node.attrs.Set("strides", s.strides);
-  node.attrs.Set("dilations", s.dilations);
-  node.attrs.Set("pads", s.pads);
-  node.attrs.Set("activation", std::string("Relu"));
-  node.inputs = {g.inputs[0], g.AddConstant("w", DType::kFloat32, wd, l.w.data(), l.w.size() * 4),
-                 g.AddConstant("b", DType::kFloat32, {s.m}, l.bias.data(), l.bias.size() * 4)};
-  TensorDesc y;
-  y.name = "y";
-  node.outputs.push_back(g.AddTensor(y));
-  g.outputs.push_back(node.outputs[0]);
-  g.nodes.push_back(node);
-  return l;
 }
 
 // The graph with its conv at `p` (int8 or int4), as the converter writes it.
@@ -272,7 +233,7 @@ TEST(DynamicQConv, MatchesFloatConvWithinQuantizationBoundAtEveryLevel) {
   const int batch = 3;
   uint32_t seed = 300;
   for (const ConvSpec& s : kCases) {
-    const ConvLayer l = MakeConv(s, seed++);
+    const ConvLayer l = testing::MakeConvLayer(s, seed++);
     const int64_t in_sample = s.c * Numel(s.spatial);
     std::vector<float> x = testing::RandomFloats(static_cast<size_t>(batch * in_sample), seed + 11);
     // Sample 1 is all zero (scale 0); sample 2 has one loud channel (a coarse shared scale).
@@ -322,7 +283,7 @@ TEST(DynamicQConv, BatchesMatchEachSampleRunAloneBitForBit) {
   constexpr int kMaxBatch = 17;
   uint32_t seed = 800;
   for (const ConvSpec& s : kCases) {
-    const ConvLayer l = MakeConv(s, seed++);
+    const ConvLayer l = testing::MakeConvLayer(s, seed++);
     const int64_t in_sample = s.c * Numel(s.spatial);
     std::vector<float> x =
         testing::RandomFloats(static_cast<size_t>(kMaxBatch * in_sample), seed + 7);
@@ -368,7 +329,7 @@ TEST(DynamicQConv, OihwIntegerWeightsFromOlderFilesStillRun) {
   const int batch = 2;
   uint32_t seed = 400;
   for (const ConvSpec& s : {kCases[0], kCases[3], kCases[4]}) {
-    ConvLayer l = MakeConv(s, seed++);
+    ConvLayer l = testing::MakeConvLayer(s, seed++);
     const int64_t in_sample = s.c * Numel(s.spatial);
     const std::vector<float> x =
         testing::RandomFloats(static_cast<size_t>(batch * in_sample), seed + 5);
@@ -438,7 +399,7 @@ TEST(DynamicQConv, ValidatesTheWeightLayout) {
 
 TEST(DynamicQConv, ProfilerShowsTheQuantizeSpan) {
   const ConvSpec s = kCases[2];
-  const ConvLayer l = MakeConv(s, 500);
+  const ConvLayer l = testing::MakeConvLayer(s, 500);
   const std::vector<float> x =
       testing::RandomFloats(static_cast<size_t>(2 * s.c * Numel(s.spatial)), 501);
   Profiler profiler;
@@ -450,7 +411,7 @@ TEST(DynamicQConv, ProfilerShowsTheQuantizeSpan) {
 
 TEST(DynamicQConv, EimRoundTripKeepsTheLayout) {
   const ConvSpec s = kCases[4];
-  const ConvLayer l = MakeConv(s, 600);
+  const ConvLayer l = testing::MakeConvLayer(s, 600);
   const Graph q = Quantized(l.graph, Precision::kInt4);
   const std::string path =
       ::testing::TempDir() + "/dynamic_qconv." + std::to_string(getpid()) + ".eim";
@@ -473,7 +434,7 @@ TEST(DynamicQConv, EimRoundTripKeepsTheLayout) {
 // NaN and infinite inputs are bad input: the run completes (no trap, no out-of-range code).
 TEST(DynamicQConv, NonFiniteInputRunsToTheEnd) {
   const ConvSpec s = kCases[1];
-  const ConvLayer l = MakeConv(s, 700);
+  const ConvLayer l = testing::MakeConvLayer(s, 700);
   std::vector<float> x =
       testing::RandomFloats(static_cast<size_t>(2 * s.c * Numel(s.spatial)), 701);
   x[3] = std::nanf("");

@@ -28,6 +28,7 @@
 #include "inference/quant/weight_format.h"
 #include "inference/quantize_graph.h"
 #include "inference/session.h"
+#include "tests/inference/conv_layer_util.h"
 #include "tests/inference/cpu_levels.h"
 #include "tests/inference/op_test_util.h"
 
@@ -35,17 +36,13 @@ namespace edgeinfer {
 namespace {
 
 using quant::CpuLevel;
+using testing::ConvSpec;
 using testing::Numel;
 using testing::ScopedLevel;
 using testing::TestedLevels;
+using Layer = testing::FloatLayer;
 
 // --- One-layer float graphs ---
-
-struct Layer {
-  Graph graph;
-  std::vector<float> w;     // as stored (Gemm: [N, K] with transB = 1 unless said otherwise)
-  std::vector<float> bias;  // [N], empty for none
-};
 
 Layer GemmLayer(const Dims& a_dims, int64_t n, bool relu, uint32_t seed, const Dims& c_dims = {-2},
                 float beta = 1.f) {
@@ -71,42 +68,6 @@ Layer GemmLayer(const Dims& a_dims, int64_t n, bool relu, uint32_t seed, const D
     node.inputs.push_back(
         g.AddConstant("c", DType::kFloat32, dims, l.bias.data(), l.bias.size() * 4));
   }
-  TensorDesc y;
-  y.name = "y";
-  node.outputs.push_back(g.AddTensor(y));
-  g.outputs.push_back(node.outputs[0]);
-  g.nodes.push_back(node);
-  return l;
-}
-
-struct ConvSpec {
-  int64_t c, m, group;
-  Dims spatial;  // input H, W or W
-  Dims kernel, strides, dilations, pads;
-};
-
-Layer ConvLayer(const ConvSpec& s, uint32_t seed) {
-  Layer l;
-  Graph& g = l.graph;
-  TensorDesc x;
-  x.name = "x";
-  x.dims = {kBatchDim, s.c};
-  x.dims.insert(x.dims.end(), s.spatial.begin(), s.spatial.end());
-  g.inputs.push_back(g.AddTensor(x));
-  Dims wd = {s.m, s.c / s.group};
-  wd.insert(wd.end(), s.kernel.begin(), s.kernel.end());
-  l.w = testing::RandomFloats(static_cast<size_t>(Numel(wd)), seed, -0.5f, 0.5f);
-  l.bias = testing::RandomFloats(static_cast<size_t>(s.m), seed + 1, -0.5f, 0.5f);
-  Node node;
-  node.name = "conv";
-  node.op = "Conv";
-  node.attrs.Set("group", s.group);
-  node.attrs.Set("strides", s.strides);
-  node.attrs.Set("dilations", s.dilations);
-  node.attrs.Set("pads", s.pads);
-  node.attrs.Set("activation", std::string("Relu"));
-  node.inputs = {g.inputs[0], g.AddConstant("w", DType::kFloat32, wd, l.w.data(), l.w.size() * 4),
-                 g.AddConstant("b", DType::kFloat32, {s.m}, l.bias.data(), l.bias.size() * 4)};
   TensorDesc y;
   y.name = "y";
   node.outputs.push_back(g.AddTensor(y));
@@ -341,7 +302,7 @@ TEST(QuantOpConv, MatchesFloatWithinScaleBoundsAtEveryLevel) {
   const int batch = 2;
   uint32_t seed = 50;
   for (const ConvSpec& s : cases) {
-    Layer l = ConvLayer(s, seed++);
+    Layer l = testing::MakeConvLayer(s, seed++);
     const int64_t in_sample = s.c * Numel(s.spatial);
     const std::vector<float> x =
         testing::RandomFloats(static_cast<size_t>(batch * in_sample), seed + 7);
@@ -480,7 +441,7 @@ TEST(QuantOpValidation, RejectsWhatTheKernelsCannotRun) {
 TEST(QuantOpValidation, RejectsDepthwiseAndUnalignedGroupedInt4Convs) {
   auto conv = [](int64_t c, int64_t m, int64_t group, DType dtype) {
     ConvSpec s{c, m, group, {16}, {3}, {1}, {1}, {1, 1}};
-    Layer l = ConvLayer(s, 3);
+    Layer l = testing::MakeConvLayer(s, 3);
     Graph& g = l.graph;
     const Dims dims = g.tensors[g.nodes[0].inputs[1]].dims;
     const size_t bytes = dtype == DType::kFloat16 ? static_cast<size_t>(Numel(dims)) * 2
@@ -579,7 +540,7 @@ TEST(QuantOpQuantizeGraph, PlansPerLayerWithKeepSizeAndLogitsRules) {
 TEST(QuantOpQuantizeGraph, ConvPolicyAndDepthwise) {
   // A depthwise conv and a regular one.
   ConvSpec dw{8, 8, 8, {16}, {3}, {1}, {1}, {1, 1}};
-  Layer l = ConvLayer(dw, 5);
+  Layer l = testing::MakeConvLayer(dw, 5);
   std::vector<LayerPlan> plan;
   QuantizeOptions o;
   o.precision = Precision::kInt8;
@@ -591,14 +552,14 @@ TEST(QuantOpQuantizeGraph, ConvPolicyAndDepthwise) {
   EXPECT_FALSE(QuantizeGraph(l.graph, o, &plan).ok());  // a depthwise conv cannot run fp16
 
   ConvSpec regular{8, 16, 1, {16}, {3}, {1}, {1}, {1, 1}};
-  Layer r = ConvLayer(regular, 6);
+  Layer r = testing::MakeConvLayer(regular, 6);
   o.keep.clear();
   ASSERT_TRUE(QuantizeGraph(r.graph, o, &plan).ok());
   // K = 8 * 3 = 24: too short for int8 to beat fp32 sgemm (QuantizeOptions::min_int8_conv_k).
   EXPECT_EQ(Precisions(plan), std::vector<std::string>{"fp32"});
   EXPECT_NE(plan[0].note.find("K = 24 < 64"), std::string::npos) << plan[0].note;
   ConvSpec longer{32, 16, 1, {16}, {3}, {1}, {1}, {1, 1}};  // K = 96: int8, stored OHWI
-  auto q = QuantizeGraph(ConvLayer(longer, 7).graph, o, &plan);
+  auto q = QuantizeGraph(testing::MakeConvLayer(longer, 7).graph, o, &plan);
   ASSERT_TRUE(q.ok());
   EXPECT_EQ(Precisions(plan), std::vector<std::string>{"int8"});
   EXPECT_EQ(q->nodes[0].attrs.GetString("weight_layout"), "ohwi");
