@@ -20,23 +20,12 @@ namespace {
 using testing::ExpectNear;
 using testing::Numel;
 using testing::RandomFloats;
+using testing::RunOp;
 using testing::RunSingleOp;
 using testing::TestTensor;
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-
-TestTensor Random(const Dims& dims, uint32_t seed, float lo = -2.f, float hi = 2.f) {
-  return {dims, RandomFloats(Numel(dims), seed, lo, hi)};
-}
-
-// Runs a one-output op and returns its output; fails the test on an error.
-TestTensor RunOp(const std::string& op, const Attrs& attrs, const std::vector<TestTensor>& in) {
-  std::vector<TestTensor> out;
-  Status s = RunSingleOp(op, attrs, in, &out);
-  EXPECT_TRUE(s.ok()) << s.ToString();
-  return out.empty() ? TestTensor{} : out[0];
-}
 
 // Runs only the op's infer on a one-node graph whose inputs have `in_dims`.
 Status Infer(const std::string& op, const Attrs& attrs, const std::vector<Dims>& in_dims,
@@ -197,9 +186,9 @@ TEST(BasicBinaryTest, BroadcastsLikeNumpy) {
         const Dims& x = flip ? db : da;
         const Dims& y = flip ? da : db;
         SCOPED_TRACE(std::string(op.op) + " " + DimsToString(x) + " " + DimsToString(y));
-        TestTensor a = Random(x, seed++);
+        TestTensor a = testing::RandomTensor(x, seed++);
         // Denominators kept away from 0 so Div compares well.
-        TestTensor b = Random(y, seed++, 0.5f, 2.f);
+        TestTensor b = testing::RandomTensor(y, seed++, 0.5f, 2.f);
         TestTensor out = RunOp(op.op, {}, {a, b});
         const Dims want_dims = RefBroadcastDims(x, y);
         EXPECT_EQ(out.dims, want_dims);
@@ -210,8 +199,8 @@ TEST(BasicBinaryTest, BroadcastsLikeNumpy) {
 }
 
 TEST(BasicBinaryTest, ConstantOperand) {
-  TestTensor a = Random({2, 3, 4}, 7);
-  TestTensor b = Random({3, 1}, 8);
+  TestTensor a = testing::RandomTensor({2, 3, 4}, 7);
+  TestTensor b = testing::RandomTensor({3, 1}, 8);
   b.constant = true;
   TestTensor out = RunOp("Mul", {}, {a, b});
   ExpectNear(out.data, RefBinary(a, b, {2, 3, 4}, std::multiplies<float>()));
@@ -227,8 +216,8 @@ float RefActivation(const std::string& kind, float x, float alpha, float lo, flo
 }
 
 TEST(BasicBinaryTest, AddAppliesFusedActivation) {
-  TestTensor a = Random({2, 3, 4}, 11);
-  TestTensor b = Random({3, 1}, 12);
+  TestTensor a = testing::RandomTensor({2, 3, 4}, 11);
+  TestTensor b = testing::RandomTensor({3, 1}, 12);
   for (const char* kind : {"", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip"}) {
     SCOPED_TRACE(kind);
     Attrs attrs = MakeAttrs({{"activation", std::string(kind)}});
@@ -246,8 +235,8 @@ TEST(BasicBinaryTest, AddAppliesFusedActivation) {
 
 TEST(BasicBinaryTest, FusedActivationOnLargeSameShape) {
   // Longer than the kernel's activation chunk, so several chunks are written and activated.
-  TestTensor a = Random({3, 4099}, 13);
-  TestTensor b = Random({3, 4099}, 14);
+  TestTensor a = testing::RandomTensor({3, 4099}, 13);
+  TestTensor b = testing::RandomTensor({3, 4099}, 14);
   TestTensor out = RunOp("Sub", MakeAttrs({{"activation", std::string("Relu")}}), {a, b});
   std::vector<float> want = RefBinary(a, b, a.dims, std::minus<float>());
   for (float& v : want) v = std::max(v, 0.f);
@@ -274,7 +263,7 @@ TEST(BasicBinaryTest, DivFollowsIeee) {
 // ---------------------------------------------------------------- activations
 
 TEST(BasicActivationTest, MatchReference) {
-  TestTensor x = Random({3, 5, 7}, 21, -6.f, 6.f);
+  TestTensor x = testing::RandomTensor({3, 5, 7}, 21, -6.f, 6.f);
   struct Case {
     const char* op;
     Attrs attrs;
@@ -359,7 +348,7 @@ std::vector<float> RefSoftmax(const TestTensor& x, int64_t axis, bool legacy, bo
 }
 
 TEST(BasicSoftmaxTest, AllAxesBothModes) {
-  TestTensor x = Random({3, 4, 5}, 31, -3.f, 3.f);
+  TestTensor x = testing::RandomTensor({3, 4, 5}, 31, -3.f, 3.f);
   for (const char* op : {"Softmax", "LogSoftmax"}) {
     for (int64_t legacy : {0, 1}) {
       for (int64_t axis : {0, 1, 2, -1, -2, -3}) {
@@ -374,7 +363,7 @@ TEST(BasicSoftmaxTest, AllAxesBothModes) {
 }
 
 TEST(BasicSoftmaxTest, LegacyDiffersFromNewModeExceptOnLastAxis) {
-  TestTensor x = Random({2, 3, 4}, 32);
+  TestTensor x = testing::RandomTensor({2, 3, 4}, 32);
   auto run = [&](int64_t axis, int64_t legacy) {
     return RunOp("Softmax", MakeAttrs({{"axis", axis}, {"legacy", legacy}}), {x}).data;
   };
@@ -405,7 +394,7 @@ TEST(BasicSoftmaxTest, StableForLargeInputs) {
 // Run may use only the ScratchBytes it asked for: a canary after them must survive.
 TEST(BasicSoftmaxTest, StaysWithinScratch) {
   const Dims dims = {2, 3, 40};
-  TestTensor x = Random(dims, 33);
+  TestTensor x = testing::RandomTensor(dims, 33);
   for (const char* op : {"Softmax", "LogSoftmax"}) {
     Graph g = testing::MakeSingleOpGraph(op, MakeAttrs({{"axis", int64_t{1}}}), {x}, 1);
     auto kernel = FindOp(op)->create(g.nodes[0], g);
@@ -449,7 +438,7 @@ std::vector<float> RefTranspose(const TestTensor& x, const std::vector<int64_t>&
 }
 
 void CheckAllPermutations(const Dims& dims, uint32_t seed) {
-  TestTensor x = Random(dims, seed);
+  TestTensor x = testing::RandomTensor(dims, seed);
   std::vector<int64_t> perm(dims.size());
   std::iota(perm.begin(), perm.end(), 0);
   int count = 0;
@@ -477,7 +466,7 @@ TEST(BasicTransposeTest, Large2DAndHighRank) {
            {{5, 33, 70}, {0, 2, 1}},
            {{7}, {0}}}) {
     SCOPED_TRACE(DimsToString(dims) + " perm " + DimsToString(perm));
-    TestTensor x = Random(dims, 43);
+    TestTensor x = testing::RandomTensor(dims, 43);
     TestTensor out = RunOp("Transpose", MakeAttrs({{"perm", perm}}), {x});
     Dims want_dims;
     std::vector<float> want = RefTranspose(x, perm, &want_dims);
@@ -496,7 +485,7 @@ TEST(BasicConcatTest, EachAxisOfThreeInputs) {
     for (int k = 0; k < 3; ++k) {
       Dims d = base;
       d[axis] = k + 1;
-      in.push_back(Random(d, 50 + k));
+      in.push_back(testing::RandomTensor(d, 50 + k));
     }
     TestTensor out = RunOp("Concat", MakeAttrs({{"axis", axis}}), in);
     Dims want_dims = base;
@@ -516,7 +505,7 @@ TEST(BasicConcatTest, EachAxisOfThreeInputs) {
 }
 
 TEST(BasicConcatTest, SingleInputAndSymbolicBatch) {
-  TestTensor x = Random({2, 5}, 55);
+  TestTensor x = testing::RandomTensor({2, 5}, 55);
   EXPECT_EQ(RunOp("Concat", MakeAttrs({{"axis", int64_t{1}}}), {x}).data, x.data);
   Dims dims;
   ASSERT_TRUE(Infer("Concat", MakeAttrs({{"axis", int64_t{0}}}), {{-1, 3}, {-2, 3}}, &dims).ok());
@@ -528,7 +517,7 @@ TEST(BasicConcatTest, SingleInputAndSymbolicBatch) {
 // ---------------------------------------------------------------- reshape, copy
 
 TEST(BasicReshapeTest, KeepsDataAndComputesSymbolicDims) {
-  TestTensor x = Random({2, 3, 4}, 61);
+  TestTensor x = testing::RandomTensor({2, 3, 4}, 61);
   TestTensor out = RunOp("Reshape", MakeAttrs({{"shape", Dims{4, 6}}}), {x});
   EXPECT_EQ(out.dims, (Dims{4, 6}));
   EXPECT_EQ(out.data, x.data);
@@ -565,7 +554,7 @@ TEST(BasicReshapeTest, AliasedRunIsANoOp) {
 }
 
 TEST(BasicCopyTest, CopiesData) {
-  TestTensor x = Random({3, 1, 7}, 71);
+  TestTensor x = testing::RandomTensor({3, 1, 7}, 71);
   TestTensor out = RunOp("Copy", {}, {x});
   EXPECT_EQ(out.dims, x.dims);
   EXPECT_EQ(out.data, x.data);

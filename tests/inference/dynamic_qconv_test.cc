@@ -29,8 +29,8 @@
 #include "inference/quant/weight_format.h"
 #include "inference/quantize_graph.h"
 #include "inference/session.h"
-#include "tests/inference/conv_layer_util.h"
 #include "tests/inference/cpu_levels.h"
+#include "tests/inference/layer_test_util.h"
 #include "tests/inference/op_test_util.h"
 
 namespace edgeinfer {
@@ -65,20 +65,6 @@ Graph Quantized(const Graph& g, Precision p) {
     EXPECT_EQ(plan[0].precision, p);
   }
   return std::move(q).value();
-}
-
-std::vector<float> RunGraph(Graph g, const std::vector<float>& x, int batch,
-                            Profiler* profiler = nullptr) {
-  auto model = Model::FromGraph(std::move(g));
-  EXPECT_TRUE(model.ok()) << model.status().ToString();
-  if (!model.ok()) return {};
-  auto s = Session::Create(*model, SessionOptions{.max_batch = batch, .profiler = profiler});
-  EXPECT_TRUE(s.ok()) << s.status().ToString();
-  if (!s.ok()) return {};
-  const float* in = x.data();
-  EXPECT_TRUE((*s)->Run({&in, 1}, batch).ok());
-  const TensorView out = (*s)->output(0);
-  return std::vector<float>(out.f32(), out.f32() + out.shape.NumElements());
 }
 
 // Half the largest quantization step of each output channel's stored weight row: the bound of
@@ -243,8 +229,8 @@ TEST(DynamicQConv, MatchesFloatConvWithinQuantizationBoundAtEveryLevel) {
     const int64_t plane = Numel(r.out_spatial);
     const int64_t k = static_cast<int64_t>(l.w.size()) / s.m;
     // The float Conv agrees with the reference: the reference can tell a wrong answer.
-    ExpectWithinBound(r, RunGraph(l.graph, x, batch), k, plane, std::vector<double>(s.m, 0.0),
-                      false, Describe(s) + " fp32");
+    ExpectWithinBound(r, testing::RunSession(l.graph, x, batch), k, plane,
+                      std::vector<double>(s.m, 0.0), false, Describe(s) + " fp32");
     for (Precision p : {Precision::kInt8, Precision::kInt4}) {
       if (p == Precision::kInt4 && s.group > 1 && (s.m / s.group) % 8 != 0) continue;
       const Graph q = Quantized(l.graph, p);
@@ -259,7 +245,7 @@ TEST(DynamicQConv, MatchesFloatConvWithinQuantizationBoundAtEveryLevel) {
       std::vector<float> first;
       for (CpuLevel level : TestedLevels()) {
         ScopedLevel scoped(level);
-        const std::vector<float> y = RunGraph(q, x, batch);
+        const std::vector<float> y = testing::RunSession(q, x, batch);
         const std::string what =
             Describe(s) + " " + PrecisionName(p) + " at " + quant::CpuLevelName(level);
         ExpectWithinBound(r, y, k, plane, ew, true, what);
@@ -348,7 +334,7 @@ TEST(DynamicQConv, OihwIntegerWeightsFromOlderFilesStillRun) {
       g.nodes[0].attrs.Set("precision", std::string(quant::WeightPrecisionName(dtype)));
       ASSERT_TRUE(ValidateGraph(&g, false).ok());
       const std::vector<double> ew = RowWeightError(g.tensors[g.nodes[0].inputs[1]]);
-      ExpectWithinBound(r, RunGraph(g, x, batch), k, Numel(r.out_spatial), ew, true,
+      ExpectWithinBound(r, testing::RunSession(g, x, batch), k, Numel(r.out_spatial), ew, true,
                         Describe(s) + " OIHW " + DTypeName(dtype));
     }
   }
@@ -403,7 +389,7 @@ TEST(DynamicQConv, ProfilerShowsTheQuantizeSpan) {
   const std::vector<float> x =
       testing::RandomFloats(static_cast<size_t>(2 * s.c * Numel(s.spatial)), 501);
   Profiler profiler;
-  RunGraph(Quantized(l.graph, Precision::kInt8), x, 2, &profiler);
+  testing::RunSession(Quantized(l.graph, Precision::kInt8), x, 2, &profiler);
   const std::string table = profiler.SummaryTable();
   EXPECT_NE(table.find("quantize"), std::string::npos) << table;
   EXPECT_NE(table.find("Conv"), std::string::npos) << table;
@@ -421,7 +407,7 @@ TEST(DynamicQConv, EimRoundTripKeepsTheLayout) {
   EXPECT_EQ((*loaded)->graph().nodes[0].attrs.GetString("weight_layout"), "ohwi");
   const std::vector<float> x =
       testing::RandomFloats(static_cast<size_t>(2 * s.c * Numel(s.spatial)), 601);
-  const std::vector<float> want = RunGraph(q, x, 2);
+  const std::vector<float> want = testing::RunSession(q, x, 2);
   auto session = Session::Create(*loaded, SessionOptions{.max_batch = 2});
   ASSERT_TRUE(session.ok());
   const float* in = x.data();
@@ -440,7 +426,7 @@ TEST(DynamicQConv, NonFiniteInputRunsToTheEnd) {
   x[3] = std::nanf("");
   x[x.size() - 2] = INFINITY;
   for (Precision p : {Precision::kInt8, Precision::kInt4}) {
-    const std::vector<float> y = RunGraph(Quantized(l.graph, p), x, 2);
+    const std::vector<float> y = testing::RunSession(Quantized(l.graph, p), x, 2);
     EXPECT_EQ(static_cast<int64_t>(y.size()), 2 * s.m * s.spatial[0]);
   }
 }

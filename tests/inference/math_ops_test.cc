@@ -22,23 +22,13 @@ namespace {
 using testing::ExpectNear;
 using testing::Numel;
 using testing::RandomFloats;
+using testing::RunOp;
 using testing::RunSingleOp;
 using testing::TestTensor;
 using Ints = std::vector<int64_t>;
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-
-TestTensor Random(const Dims& dims, uint32_t seed, float lo = -2.f, float hi = 2.f) {
-  return {dims, RandomFloats(Numel(dims), seed, lo, hi)};
-}
-
-TestTensor RunOp(const std::string& op, const Attrs& attrs, const std::vector<TestTensor>& in) {
-  std::vector<TestTensor> out;
-  Status s = RunSingleOp(op, attrs, in, &out);
-  EXPECT_TRUE(s.ok()) << s.ToString();
-  return out.empty() ? TestTensor{} : out[0];
-}
 
 Attrs MakeAttrs(std::initializer_list<std::pair<std::string, AttrValue>> kv) {
   Attrs a;
@@ -144,7 +134,7 @@ TEST(MathReduceTest, MatchesReferenceOnAxisMixes) {
                      " keepdims " + std::to_string(keep));
         // Positive inputs for the logs; ReduceProd on values near 1 stays in range.
         const bool positive = std::string(r.op) == "ReduceLogSum";
-        TestTensor x = Random(dims, seed++, positive ? 0.1f : -1.5f, 1.5f);
+        TestTensor x = testing::RandomTensor(dims, seed++, positive ? 0.1f : -1.5f, 1.5f);
         TestTensor y = RunOp(r.op, MakeAttrs({{"axes", axes}, {"keepdims", keep}}), {x});
         Dims want_dims;
         for (size_t k = 0; k < dims.size(); ++k) {
@@ -250,7 +240,7 @@ TEST(MathUnaryTest, MatchesReferenceOnOddLengths) {
     for (int64_t n : {1, 7, 33, 1029}) {
       SCOPED_TRACE(std::string(c.op) + " n=" + std::to_string(n));
       const bool positive = std::string(c.op) == "Log" || std::string(c.op) == "Sqrt";
-      TestTensor x = Random({n}, seed++, positive ? 0.01f : -6.f, 6.f);
+      TestTensor x = testing::RandomTensor({n}, seed++, positive ? 0.01f : -6.f, 6.f);
       // Exact halves and integers for Round / Floor / Ceil / Sign (finite results only here;
       // zeros, infinities and NaN are in SpecialValuesFollowLibm).
       const bool no_zero = positive || std::string(c.op) == "Reciprocal";
@@ -317,8 +307,8 @@ TEST(MathPowTest, ScalarExponentFastPathsEqualPow) {
 }
 
 TEST(MathPowTest, BroadcastsExponentTensors) {
-  TestTensor x = Random({2, 3, 4}, 7, 0.1f, 2.f);
-  TestTensor e = Random({3, 1}, 8, -2.f, 2.f);
+  TestTensor x = testing::RandomTensor({2, 3, 4}, 7, 0.1f, 2.f);
+  TestTensor e = testing::RandomTensor({3, 1}, 8, -2.f, 2.f);
   TestTensor y = RunOp("Pow", {}, {x, e});
   std::vector<float> want;
   for (int64_t i = 0; i < 24; ++i) want.push_back(std::pow(x.data[i], e.data[(i / 4) % 3]));
@@ -329,7 +319,7 @@ TEST(MathPowTest, BroadcastsExponentTensors) {
 }
 
 TEST(MathPReluTest, SlopeBroadcastsPerChannel) {
-  TestTensor x = Random({2, 3, 5}, 9);
+  TestTensor x = testing::RandomTensor({2, 3, 5}, 9);
   TestTensor slope{{3, 1}, {0.1f, -0.5f, 2.f}};
   TestTensor y = RunOp("PRelu", {}, {x, slope});
   ASSERT_EQ(y.dims, x.dims);
@@ -384,12 +374,12 @@ TEST(MathLayerNormTest, MatchesReferenceWithStatistics) {
   uint32_t seed = 200;
   for (const Case& c : cases) {
     SCOPED_TRACE(DimsToString(c.x) + " axis " + std::to_string(c.axis));
-    TestTensor x = Random(c.x, seed++, -3.f, 5.f);
-    TestTensor s = Random(c.scale, seed++, 0.5f, 1.5f);
+    TestTensor x = testing::RandomTensor(c.x, seed++, -3.f, 5.f);
+    TestTensor s = testing::RandomTensor(c.scale, seed++, 0.5f, 1.5f);
     std::vector<TestTensor> in = {x, s};
     std::vector<float> bias;
     if (!c.bias.empty()) {
-      in.push_back(Random(c.bias, seed++));
+      in.push_back(testing::RandomTensor(c.bias, seed++));
       bias = in.back().data;
     }
     std::vector<TestTensor> out;
@@ -469,7 +459,7 @@ TEST(MathPadTest, MatchesNumpyPadInEveryMode) {
   for (const char* mode : {"constant", "edge", "reflect"}) {
     for (const auto& [dims, pads] : cases) {
       SCOPED_TRACE(std::string(mode) + " " + DimsToString(dims) + " pads " + DimsToString(pads));
-      TestTensor x = Random(dims, seed++);
+      TestTensor x = testing::RandomTensor(dims, seed++);
       TestTensor y = RunOp(
           "Pad", MakeAttrs({{"mode", std::string(mode)}, {"pads", pads}, {"value", 1.5f}}), {x});
       Dims want_dims;
@@ -505,7 +495,7 @@ TEST(MathUnaryTest, FusedGeluAndHardSwishEqualTheOps) {
     Result<Activation> act = Activation::FromAttrs(attrs);
     ASSERT_TRUE(act.ok());
     EXPECT_STREQ(Activation::Name(act->kind), name);
-    TestTensor x = Random({257}, 400, -8.f, 8.f);
+    TestTensor x = testing::RandomTensor({257}, 400, -8.f, 8.f);
     x.data[0] = kNaN;
     x.data[1] = -0.f;
     TestTensor y = RunOp(name, {}, {x});
@@ -578,8 +568,8 @@ TEST(MathInferTest, SurvivesArbitraryAttributes) {
                                                               : 1;
         for (int outputs : {1, 3}) {
           if (outputs == 3 && name != "LayerNormalization") continue;
-          std::vector<TestTensor> in = {Random({2, 3}, 1)};
-          for (int i = 1; i < n_in; ++i) in.push_back(Random({3}, 2 + i));
+          std::vector<TestTensor> in = {testing::RandomTensor({2, 3}, 1)};
+          for (int i = 1; i < n_in; ++i) in.push_back(testing::RandomTensor({3}, 2 + i));
           std::vector<TestTensor> out;
           if (RunSingleOp(name, attrs, in, &out, outputs).ok()) ++ran;
           std::vector<TestTensor> batched = {{{-1, 3}, {0.f}}};  // infer only

@@ -116,6 +116,20 @@ inline Status RunSingleOp(const std::string& op, const Attrs& attrs,
   return Status::Ok();
 }
 
+// A tensor of `dims` with values uniform in [lo, hi) from `seed`.
+inline TestTensor RandomTensor(const Dims& dims, uint32_t seed, float lo = -2.f, float hi = 2.f) {
+  return {dims, RandomFloats(static_cast<size_t>(Numel(dims)), seed, lo, hi)};
+}
+
+// Runs a one-output op and returns its output; fails the test on an error.
+inline TestTensor RunOp(const std::string& op, const Attrs& attrs,
+                        const std::vector<TestTensor>& in) {
+  std::vector<TestTensor> out;
+  Status s = RunSingleOp(op, attrs, in, &out);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return out.empty() ? TestTensor{} : out[0];
+}
+
 inline void ExpectNear(const std::vector<float>& got, const std::vector<float>& want,
                        float rel_tol = 1e-5f, float abs_tol = 1e-5f) {
   ASSERT_EQ(got.size(), want.size());

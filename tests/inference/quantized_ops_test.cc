@@ -28,8 +28,8 @@
 #include "inference/quant/weight_format.h"
 #include "inference/quantize_graph.h"
 #include "inference/session.h"
-#include "tests/inference/conv_layer_util.h"
 #include "tests/inference/cpu_levels.h"
+#include "tests/inference/layer_test_util.h"
 #include "tests/inference/op_test_util.h"
 
 namespace edgeinfer {
@@ -92,20 +92,6 @@ Graph Quantized(const Graph& g, Precision p) {
     EXPECT_EQ(plan[0].precision, p);
   }
   return q.ok() ? std::move(q).value() : Graph{};
-}
-
-std::vector<float> RunGraph(Graph g, const std::vector<float>& x, int batch,
-                            Profiler* profiler = nullptr) {
-  auto model = Model::FromGraph(std::move(g));
-  EXPECT_TRUE(model.ok()) << model.status().ToString();
-  if (!model.ok()) return {};
-  auto s = Session::Create(*model, SessionOptions{.max_batch = batch, .profiler = profiler});
-  EXPECT_TRUE(s.ok()) << s.status().ToString();
-  if (!s.ok()) return {};
-  const float* in = x.data();
-  EXPECT_TRUE((*s)->Run({&in, 1}, batch).ok());
-  const TensorView out = (*s)->output(0);
-  return std::vector<float>(out.f32(), out.f32() + out.shape.NumElements());
 }
 
 // Per-element error bound of each stored weight, from its format's scales.
@@ -223,7 +209,7 @@ TEST(QuantOpGemm, MatchesFloatWithinScaleBoundsAtEveryLevel) {
       std::vector<float> first;
       for (CpuLevel level : TestedLevels()) {
         ScopedLevel scoped(level);
-        const std::vector<float> y = RunGraph(q, x, gc.batch);
+        const std::vector<float> y = testing::RunSession(q, x, gc.batch);
         ASSERT_EQ(static_cast<int64_t>(y.size()), m * gc.n);
         ExpectWithinBound(
             rows, m, k, l.w, ew, bias, gc.n, p != Precision::kFp16, relu,
@@ -316,7 +302,7 @@ TEST(QuantOpConv, MatchesFloatWithinScaleBoundsAtEveryLevel) {
       std::vector<float> first;
       for (CpuLevel level : TestedLevels()) {
         ScopedLevel scoped(level);
-        const std::vector<float> y = RunGraph(q, x, batch);
+        const std::vector<float> y = testing::RunSession(q, x, batch);
         for (int64_t grp = 0; grp < s.group; ++grp) {
           Dims out_spatial;
           const std::vector<double> rows = ConvRows(s, x, batch, grp, &out_spatial);
@@ -637,14 +623,14 @@ TEST(QuantOpProfiler, QuantizeTimeIsItsOwnEntry) {
   Layer l = GemmLayer({kBatchDim, 256}, 64, true, 9);
   const std::vector<float> x = testing::RandomFloats(4 * 256, 10);
   Profiler profiler;
-  RunGraph(Quantized(l.graph, Precision::kInt8), x, 4, &profiler);
+  testing::RunSession(Quantized(l.graph, Precision::kInt8), x, 4, &profiler);
   EXPECT_EQ(profiler.size(), 2u);  // the Gemm and its quantize span
   const std::string table = profiler.SummaryTable();
   EXPECT_NE(table.find("quantize"), std::string::npos) << table;
   EXPECT_NE(table.find("Gemm"), std::string::npos) << table;
   // fp16 weights quantize nothing: no span.
   Profiler fp16;
-  RunGraph(Quantized(l.graph, Precision::kFp16), x, 4, &fp16);
+  testing::RunSession(Quantized(l.graph, Precision::kFp16), x, 4, &fp16);
   EXPECT_EQ(fp16.size(), 1u);
 }
 
@@ -682,7 +668,7 @@ TEST(QuantOpEim, RoundTripIsZeroCopyAndRunsTheSame) {
   EXPECT_EQ(lg.nodes[1].attrs.GetString("precision"), "fp16");
 
   const std::vector<float> x = testing::RandomFloats(5 * 64, 3);
-  const std::vector<float> want = RunGraph(*q, x, 5);
+  const std::vector<float> want = testing::RunSession(*q, x, 5);
   auto s = Session::Create(*loaded, SessionOptions{.max_batch = 5});
   ASSERT_TRUE(s.ok());
   const float* in = x.data();

@@ -16,6 +16,8 @@
 namespace edgeinfer {
 namespace {
 
+using testing::ExpectError;
+using testing::MustImport;
 using testing::OnnxBuilder;
 using testing::OpList;
 using testing::OutputDesc;
@@ -23,20 +25,6 @@ using Ints = std::vector<int64_t>;
 
 constexpr int64_t B = kBatchDim;
 constexpr int64_t kAny = OnnxBuilder::kUnknownDim;
-
-Graph MustImport(const OnnxBuilder& b, bool optimize = false) {
-  auto g = b.Import(optimize);
-  EXPECT_TRUE(g.ok()) << g.status().ToString();
-  return g.ok() ? std::move(g).value() : Graph{};
-}
-
-void ExpectError(const OnnxBuilder& b, std::initializer_list<std::string> parts) {
-  auto r = b.Import();
-  ASSERT_FALSE(r.ok());
-  for (const std::string& p : parts)
-    EXPECT_NE(r.status().message().find(p), std::string::npos)
-        << "'" << p << "' not in: " << r.status().message();
-}
 
 std::vector<float> Zeros(size_t n) { return std::vector<float>(n, 0.f); }
 

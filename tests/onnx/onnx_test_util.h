@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <initializer_list>
 #include <memory>
 #include <new>
 #include <string>
@@ -164,6 +165,22 @@ class OnnxBuilder {
   }
   onnx::ModelProto m_;
 };
+
+// The builder's model imported (optimized or not); fails the test on an error.
+inline Graph MustImport(const OnnxBuilder& b, bool optimize = false) {
+  auto g = b.Import(optimize);
+  EXPECT_TRUE(g.ok()) << g.status().ToString();
+  return g.ok() ? std::move(g).value() : Graph{};
+}
+
+// Expects the import to fail with a message holding every one of `parts`.
+inline void ExpectError(const OnnxBuilder& b, std::initializer_list<std::string> parts) {
+  auto r = b.Import();
+  ASSERT_FALSE(r.ok());
+  for (const std::string& p : parts)
+    EXPECT_NE(r.status().message().find(p), std::string::npos)
+        << "'" << p << "' not in: " << r.status().message();
+}
 
 // Internal op names of the graph's nodes, in order.
 inline std::vector<std::string> OpList(const Graph& g) {

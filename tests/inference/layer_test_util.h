@@ -1,4 +1,5 @@
-// A one-layer float graph for the quantized-op tests: the graph, its float weight and bias.
+// One-layer float graphs for the quantized-op tests (the graph, its float weight and bias), and
+// running a graph through a real Session.
 #pragma once
 
 #include <cstdint>
@@ -6,6 +7,9 @@
 #include <vector>
 
 #include "inference/graph.h"
+#include "inference/model.h"
+#include "inference/profiler.h"
+#include "inference/session.h"
 #include "tests/inference/op_test_util.h"
 
 namespace edgeinfer::testing {
@@ -52,6 +56,21 @@ inline FloatLayer MakeConvLayer(const ConvSpec& s, uint32_t seed) {
   g.outputs.push_back(node.outputs[0]);
   g.nodes.push_back(node);
   return l;
+}
+
+// Runs `g` on `batch` samples of `x` through a Session planned for that batch; returns output 0.
+inline std::vector<float> RunSession(Graph g, const std::vector<float>& x, int batch,
+                                     Profiler* profiler = nullptr) {
+  auto model = Model::FromGraph(std::move(g));
+  EXPECT_TRUE(model.ok()) << model.status().ToString();
+  if (!model.ok()) return {};
+  auto s = Session::Create(*model, SessionOptions{.max_batch = batch, .profiler = profiler});
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  if (!s.ok()) return {};
+  const float* in = x.data();
+  EXPECT_TRUE((*s)->Run({&in, 1}, batch).ok());
+  const TensorView out = (*s)->output(0);
+  return std::vector<float>(out.f32(), out.f32() + out.shape.NumElements());
 }
 
 }  // namespace edgeinfer::testing
