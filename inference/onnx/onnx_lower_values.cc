@@ -148,21 +148,35 @@ Result<KnownInts> SliceAxis(const KnownInts& d, int64_t axis, int64_t start, int
   return r;
 }
 
+// A Slice's literal starts, ends, axes (default 0..n-1) and steps (default 1), equally long.
+struct SliceArgs {
+  std::vector<int64_t> starts, ends, axes, steps;
+};
+
+Result<SliceArgs> ReadSliceArgs(const NodeProto& n, LowerContext& cx) {
+  SliceArgs a;
+  EI_ASSIGN_OR_RETURN(a.starts, cx.LiteralInts(n, 1));
+  EI_ASSIGN_OR_RETURN(a.ends, cx.LiteralInts(n, 2));
+  a.axes.resize(a.starts.size());
+  a.steps.assign(a.starts.size(), 1);
+  std::iota(a.axes.begin(), a.axes.end(), 0);
+  if (cx.HasInput(n, 3)) {
+    EI_ASSIGN_OR_RETURN(a.axes, cx.LiteralInts(n, 3));
+  }
+  if (cx.HasInput(n, 4)) {
+    EI_ASSIGN_OR_RETURN(a.steps, cx.LiteralInts(n, 4));
+  }
+  const size_t k = a.starts.size();
+  if (a.ends.size() != k || a.axes.size() != k || a.steps.size() != k)
+    return Status::InvalidArgument("starts, ends, axes and steps differ in length");
+  return a;
+}
+
 // Slice of known ints over several axes or of rank > 1 (torch's F.pad export reverses the
 // [rank, 2] pads this way).
 Status LowerSliceAxes(const NodeProto& n, LowerContext& cx, KnownInts data) {
-  EI_ASSIGN_OR_RETURN(std::vector<int64_t> starts, cx.LiteralInts(n, 1));
-  EI_ASSIGN_OR_RETURN(std::vector<int64_t> ends, cx.LiteralInts(n, 2));
-  std::vector<int64_t> axes(starts.size()), steps(starts.size(), 1);
-  std::iota(axes.begin(), axes.end(), 0);
-  if (cx.HasInput(n, 3)) {
-    EI_ASSIGN_OR_RETURN(axes, cx.LiteralInts(n, 3));
-  }
-  if (cx.HasInput(n, 4)) {
-    EI_ASSIGN_OR_RETURN(steps, cx.LiteralInts(n, 4));
-  }
-  if (ends.size() != starts.size() || axes.size() != starts.size() || steps.size() != starts.size())
-    return Status::InvalidArgument("starts, ends, axes and steps differ in length");
+  EI_ASSIGN_OR_RETURN(const SliceArgs a, ReadSliceArgs(n, cx));
+  const auto& [starts, ends, axes, steps] = a;
   for (size_t i = 0; i < starts.size(); ++i) {
     EI_ASSIGN_OR_RETURN(data, SliceAxis(data, axes[i], starts[i], ends[i], steps[i]));
   }
@@ -180,18 +194,8 @@ Result<std::vector<AxisRange>> ReadSliceRanges(const NodeProto& n, LowerContext&
                                                const Dims& dims) {
   if (!cx.HasInput(n, 1) || !cx.HasInput(n, 2))
     return Status::InvalidArgument("starts and ends are required");
-  EI_ASSIGN_OR_RETURN(std::vector<int64_t> starts, cx.LiteralInts(n, 1));
-  EI_ASSIGN_OR_RETURN(std::vector<int64_t> ends, cx.LiteralInts(n, 2));
-  std::vector<int64_t> axes(starts.size()), steps(starts.size(), 1);
-  std::iota(axes.begin(), axes.end(), 0);
-  if (cx.HasInput(n, 3)) {
-    EI_ASSIGN_OR_RETURN(axes, cx.LiteralInts(n, 3));
-  }
-  if (cx.HasInput(n, 4)) {
-    EI_ASSIGN_OR_RETURN(steps, cx.LiteralInts(n, 4));
-  }
-  if (ends.size() != starts.size() || axes.size() != starts.size() || steps.size() != starts.size())
-    return Status::InvalidArgument("starts, ends, axes and steps differ in length");
+  EI_ASSIGN_OR_RETURN(const SliceArgs a, ReadSliceArgs(n, cx));
+  const auto& [starts, ends, axes, steps] = a;
   const int64_t rank = static_cast<int64_t>(dims.size());
   std::vector<AxisRange> ranges;
   for (size_t i = 0; i < starts.size(); ++i) {
